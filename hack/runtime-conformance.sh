@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# runtime-conformance.sh RUNTIME_BINARY
+#
+# Runs the OCI runtime-tools validation suite against berth-runtime (with
+# RTVAL_WRAP=0, so berth's own placement of empty and relative cgroup paths
+# is what gets exercised) and fails if any program fails that is not listed,
+# with its reason, in the expected-failures file. A listed program that now
+# passes is reported, so the list can shrink.
+set -u -o pipefail
+rt=${1:?usage: $0 RUNTIME_BINARY}
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+suite=${BERTH_CONFORMANCE_DIR:-$top/../shared/conformance}
+expected=${BERTH_RUNTIME_EXPECTED_FAILURES:-$suite/runtime-expected-failures.txt}
+
+if [ ! -x "$suite/runtime-validate.sh" ] && [ ! -f "$suite/runtime-validate.sh" ]; then
+	echo "runtime-conformance: suite not found at $suite (set BERTH_CONFORMANCE_DIR)" >&2
+	exit 1
+fi
+state=$(mktemp -d /tmp/berth-rtval-state.XXXXXX)
+trap 'rm -rf "$state"' EXIT
+log=$(mktemp /tmp/berth-rtval-log.XXXXXX)
+RTVAL_WRAP=0 RTVAL_ROOT="$state" RTVAL_NAME=berth-runtime bash "$suite/runtime-validate.sh" "$rt" | tee "$log"
+failed=$(sed -n 's/^# failed://p' "$log" | tr ' ' '\n' | sed '/^$/d' | sort)
+want=$(grep -v '^#' "$expected" | awk 'NF {print $1}' | sort)
+unexpected=$(comm -23 <(echo "$failed") <(echo "$want") | sed '/^$/d')
+fixed=$(comm -13 <(echo "$failed") <(echo "$want") | sed '/^$/d')
+rm -f "$log"
+if [ -n "$fixed" ]; then
+	echo "runtime-conformance: expected to fail but passed: $(echo $fixed)"
+fi
+if [ -n "$unexpected" ]; then
+	echo "runtime-conformance: unexpected failures: $(echo $unexpected)" >&2
+	exit 1
+fi
+echo "runtime-conformance: ok (only the expected, environment-explained failures)"

@@ -1,0 +1,328 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-engine/berth/runtime/nsexec"
+)
+
+// Environment names the Go side of the init reads.
+const (
+	envConfigPipe = "_BERTH_CONFIGPIPE"
+	// InitArg is argv[1] of the runtime binary when it runs as the
+	// container init (or an exec'd process) inside the container.
+	InitArg = "init"
+)
+
+// initConfig is what the runtime sends the init process.
+type initConfig struct {
+	Type         string            `json:"type"` // "init" or "exec"
+	ID           string            `json:"id"`
+	Spec         *specs.Spec       `json:"spec,omitempty"`
+	Process      *specs.Process    `json:"process"`
+	Rootfs       string            `json:"rootfs,omitempty"`
+	Bundle       string            `json:"bundle,omitempty"`
+	NoPivot      bool              `json:"no_pivot,omitempty"`
+	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
+	ConsoleFd    int               `json:"console_fd"`
+	FifoFd       int               `json:"fifo_fd"`
+	PreserveFds  int               `json:"preserve_fds"`
+	NewUserNS    bool              `json:"new_userns,omitempty"`
+	NewNetNS     bool              `json:"new_netns,omitempty"`
+	NewCgroupNS  bool              `json:"new_cgroupns,omitempty"`
+	NewUTSNS     bool              `json:"new_utsns,omitempty"`
+	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
+	// State is the container state passed to startContainer hooks.
+	State *specs.State `json:"state,omitempty"`
+}
+
+type nsJoin struct {
+	Type string // nsexec name: user ipc uts net pid mnt cgroup time
+	Path string
+}
+
+// spawnConfig describes a process to start inside (new or existing)
+// namespaces through the nsexec stage.
+type spawnConfig struct {
+	joins       []nsJoin
+	newFlags    uintptr
+	timeOffsets string
+	uidMaps     []specs.LinuxIDMapping
+	gidMaps     []specs.LinuxIDMapping
+	// applyCgroup places the intermediate process in the container's
+	// cgroup before it creates anything.
+	applyCgroup func(pid int) error
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
+	preserved   []*os.File
+	consoleSock *os.File
+	fifo        *os.File
+	payload     *initConfig
+	// onPid is called as soon as the final pid is known, so the caller can
+	// kill it when a later step fails.
+	onPid func(pid int) error
+	// onHooks runs the createRuntime hooks when the child asks.
+	onHooks func(pid int) error
+	// onSeccomp forwards a seccomp notify fd to the listener.
+	onSeccomp func(pid int, fd int) error
+}
+
+// spawn starts the process and drives it until it reports ready. It returns
+// the pid of the final process, which is a child of the caller.
+func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
+	exe, err := cloneSelf()
+	if err != nil {
+		return 0, err
+	}
+	defer exe.Close()
+
+	parentSock, childSock, err := newSyncPair()
+	if err != nil {
+		return 0, err
+	}
+	defer parentSock.Close()
+	defer childSock.Close()
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("create config pipe: %w", err)
+	}
+	defer cfgR.Close()
+	defer cfgW.Close()
+
+	extra := append([]*os.File{}, sc.preserved...)
+	fdOf := func(f *os.File) int {
+		extra = append(extra, f)
+		return 2 + len(extra)
+	}
+	syncFd := fdOf(childSock.f)
+	cfgFd := fdOf(cfgR)
+	exeFd := fdOf(exe)
+	sc.payload.FifoFd, sc.payload.ConsoleFd = -1, -1
+	if sc.fifo != nil {
+		sc.payload.FifoFd = fdOf(sc.fifo)
+	}
+	if sc.consoleSock != nil {
+		sc.payload.ConsoleFd = fdOf(sc.consoleSock)
+	}
+	sc.payload.PreserveFds = len(sc.preserved)
+
+	var joins []string
+	for _, j := range sc.joins {
+		if strings.ContainsAny(j.Path, ";") {
+			return 0, fmt.Errorf("%w: namespace path %q contains ';'", ErrInvalidInput, j.Path)
+		}
+		joins = append(joins, j.Type+":"+j.Path)
+	}
+	env := []string{
+		nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd),
+		envConfigPipe + "=" + strconv.Itoa(cfgFd),
+		nsexec.EnvJoin + "=" + strings.Join(joins, ";"),
+		nsexec.EnvNew + "=" + strconv.FormatUint(uint64(sc.newFlags), 16),
+	}
+	if sc.timeOffsets != "" {
+		env = append(env, nsexec.EnvTimensOffsets+"="+sc.timeOffsets)
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
+		Args:       []string{"berth-runtime", InitArg},
+		Env:        env,
+		Stdin:      sc.stdin,
+		Stdout:     sc.stdout,
+		Stderr:     sc.stderr,
+		ExtraFiles: extra,
+		Dir:        "/",
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start init process: %w", err)
+	}
+	childSock.Close()
+	cfgR.Close()
+	stage1 := cmd.Process.Pid
+	stage1Done := false
+	defer func() {
+		if !stage1Done {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if err != nil && pid > 0 {
+			_ = unix.Kill(pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, 0, nil)
+			pid = 0
+		}
+	}()
+
+	// Closing our copy of the config pipe's write end happens after the
+	// payload is written; close it early if the context ends.
+	stop := context.AfterFunc(ctx, func() { parentSock.f.Close() })
+	defer stop()
+
+	if sc.applyCgroup != nil {
+		if err := sc.applyCgroup(stage1); err != nil {
+			return 0, err
+		}
+	}
+	if err := parentSock.sendByte(); err != nil {
+		return 0, childFailure(parentSock, err)
+	}
+	if sc.newFlags&unix.CLONE_NEWUSER != 0 {
+		m, _, err := parentSock.expect(msgUsermap)
+		if err != nil {
+			return 0, childFailure(parentSock, err)
+		}
+		if err := writeIDMaps(m.Pid, sc.uidMaps, sc.gidMaps); err != nil {
+			return 0, err
+		}
+		if err := parentSock.sendByte(); err != nil {
+			return 0, err
+		}
+	}
+	m, _, err := parentSock.expect(msgPid)
+	if err != nil {
+		return 0, childFailure(parentSock, err)
+	}
+	pid = m.Pid
+	stage1Done = true
+	if werr := cmd.Wait(); werr != nil {
+		return pid, fmt.Errorf("intermediate process: %w", werr)
+	}
+	if sc.onPid != nil {
+		if err := sc.onPid(pid); err != nil {
+			return pid, err
+		}
+	}
+
+	// Send the configuration; the pipe buffers what the child does not yet read.
+	payload, err := json.Marshal(sc.payload)
+	if err != nil {
+		return pid, fmt.Errorf("encode init config: %w", err)
+	}
+	werrc := make(chan error, 1)
+	go func() {
+		_, err := cfgW.Write(payload)
+		cfgW.Close()
+		werrc <- err
+	}()
+
+	for {
+		m, fd, err := parentSock.recv()
+		if err != nil {
+			if errors.Is(err, errPeerClosed) {
+				err = errors.New("container init exited before it was ready")
+			}
+			return pid, err
+		}
+		switch m.Type {
+		case msgError:
+			return pid, errors.New(m.Message)
+		case msgHooks:
+			if sc.onHooks != nil {
+				if err := sc.onHooks(pid); err != nil {
+					return pid, err
+				}
+			}
+		case msgSeccomp:
+			if fd < 0 {
+				return pid, errors.New("seccomp message without a file descriptor")
+			}
+			var ferr error
+			if sc.onSeccomp != nil {
+				ferr = sc.onSeccomp(pid, fd)
+			}
+			unix.Close(fd)
+			if ferr != nil {
+				return pid, ferr
+			}
+		case msgReady:
+			if err := <-werrc; err != nil {
+				return pid, fmt.Errorf("send init config: %w", err)
+			}
+			return pid, nil
+		default:
+			return pid, fmt.Errorf("unexpected sync message %q", m.Type)
+		}
+		if err := parentSock.send(syncMsg{Type: msgAck}, -1); err != nil {
+			return pid, err
+		}
+	}
+}
+
+// childFailure prefers the child's own error message over a broken-pipe
+// error from our side.
+func childFailure(s *syncSock, err error) error {
+	if errors.Is(err, unix.EPIPE) || errors.Is(err, errPeerClosed) {
+		if m, _, rerr := s.recv(); rerr == nil && m.Type == msgError {
+			return errors.New(m.Message)
+		}
+	}
+	return err
+}
+
+func formatIDMap(maps []specs.LinuxIDMapping) string {
+	var b strings.Builder
+	for _, m := range maps {
+		fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+	}
+	return b.String()
+}
+
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	base := "/proc/" + strconv.Itoa(pid) + "/"
+	if err := os.WriteFile(base+"uid_map", []byte(formatIDMap(uids)), 0); err != nil {
+		return fmt.Errorf("write uid_map: %w", err)
+	}
+	if err := os.WriteFile(base+"gid_map", []byte(formatIDMap(gids)), 0); err != nil {
+		return fmt.Errorf("write gid_map: %w", err)
+	}
+	return nil
+}
+
+// cloneSelf returns a sealed, read-only in-memory copy of the running
+// binary. The container init runs from it, so a process in the container
+// cannot reach the host's binary through /proc/<pid>/exe (CVE-2019-5736).
+func cloneSelf() (*os.File, error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("open own binary: %w", err)
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat own binary: %w", err)
+	}
+	fd, err := unix.MemfdCreate("berth-runtime", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	dst := os.NewFile(uintptr(fd), "berth-runtime")
+	size := st.Size()
+	for off := int64(0); off < size; {
+		n, err := unix.Sendfile(fd, int(src.Fd()), nil, int(size-off))
+		if err != nil {
+			dst.Close()
+			return nil, fmt.Errorf("copy own binary: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		off += int64(n)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		dst.Close()
+		return nil, fmt.Errorf("seal binary copy: %w", err)
+	}
+	return dst, nil
+}

@@ -1,0 +1,251 @@
+// nsexec: namespace setup that must happen before the Go runtime starts.
+//
+// The Go runtime is multi-threaded from its first instruction, and setns(2)
+// into user and mount namespaces is refused for multi-threaded processes.
+// So, like any Go container runtime, berth-runtime does that work in a C
+// constructor that runs before main. It does nothing unless the process was
+// started by berth-runtime itself as a container init (the environment names
+// the synchronisation socket).
+//
+// Protocol on the socket (fd named by _BERTH_INITPIPE):
+//   parent -> child: one byte once the child has been placed in its cgroup
+//   child  -> parent: {"type":"usermap","pid":N}\n when it needs uid/gid maps
+//   parent -> child: one byte once the maps are written
+//   child  -> parent: {"type":"pid","pid":N}\n the pid of the process that
+//                     goes on (the container init or exec'd process)
+//   child  -> parent: {"type":"error","message":"..."}\n on failure
+// After the pid message the intermediate process exits; the final process
+// (created with CLONE_PARENT, so it is the caller's child) returns from this
+// constructor into the Go runtime.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+static int sync_fd = -1;
+
+static void write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+static void json_escape(char *dst, size_t cap, const char *src)
+{
+	size_t j = 0;
+	for (size_t i = 0; src[i] && j + 7 < cap; i++) {
+		unsigned char c = (unsigned char)src[i];
+		if (c == '"' || c == '\\') {
+			dst[j++] = '\\';
+			dst[j++] = (char)c;
+		} else if (c < 0x20) {
+			j += (size_t)snprintf(dst + j, cap - j, "\\u%04x", c);
+		} else {
+			dst[j++] = (char)c;
+		}
+	}
+	dst[j] = '\0';
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void bail(const char *fmt, ...)
+{
+	char msg[1024], esc[2048], line[2200];
+	int saved = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (saved != 0) {
+		size_t l = strlen(msg);
+		snprintf(msg + l, sizeof(msg) - l, ": %s", strerror(saved));
+	}
+	json_escape(esc, sizeof(esc), msg);
+	int n = snprintf(line, sizeof(line), "{\"type\":\"error\",\"message\":\"nsexec: %s\"}\n", esc);
+	if (sync_fd >= 0 && n > 0)
+		write_all(sync_fd, line, (size_t)n);
+	_exit(1);
+}
+
+static void send_pid(const char *type, pid_t pid)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), "{\"type\":\"%s\",\"pid\":%d}\n", type, (int)pid);
+	write_all(sync_fd, line, (size_t)n);
+}
+
+static void wait_byte(const char *what)
+{
+	char c;
+	for (;;) {
+		ssize_t n = read(sync_fd, &c, 1);
+		if (n == 1)
+			return;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0)
+			errno = 0;
+		bail("waiting for %s", what);
+	}
+}
+
+static int ns_flag(const char *name)
+{
+	static const struct {
+		const char *name;
+		int flag;
+	} table[] = {
+		{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},   {"uts", CLONE_NEWUTS},
+		{"net", CLONE_NEWNET},   {"pid", CLONE_NEWPID},   {"mnt", CLONE_NEWNS},
+		{"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
+	};
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strcmp(table[i].name, name) == 0)
+			return table[i].flag;
+	return 0;
+}
+
+#define MAX_JOIN 16
+
+struct join {
+	int flag;
+	int fd;
+	char path[512];
+};
+
+// parse_joins reads "type:path;type:path" and opens every path up front:
+// once a mount namespace has been joined the paths may no longer resolve.
+static int parse_joins(const char *spec, struct join *out)
+{
+	int n = 0;
+	char buf[8192];
+	if (strlen(spec) >= sizeof(buf)) {
+		errno = 0;
+		bail("namespace list too long");
+	}
+	strcpy(buf, spec);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+		char *colon = strchr(tok, ':');
+		if (!colon || n >= MAX_JOIN) {
+			errno = 0;
+			bail("bad namespace entry %s", tok);
+		}
+		*colon = '\0';
+		out[n].flag = ns_flag(tok);
+		if (out[n].flag == 0) {
+			errno = 0;
+			bail("unknown namespace type %s", tok);
+		}
+		snprintf(out[n].path, sizeof(out[n].path), "%s", colon + 1);
+		out[n].fd = open(out[n].path, O_RDONLY | O_CLOEXEC);
+		if (out[n].fd < 0)
+			bail("open namespace %s", out[n].path);
+		n++;
+	}
+	return n;
+}
+
+static void write_file(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		bail("open %s", path);
+	size_t len = strlen(data);
+	if (write(fd, data, len) != (ssize_t)len)
+		bail("write %s", path);
+	close(fd);
+}
+
+void berth_nsexec(void)
+{
+	const char *pipe_s = getenv("_BERTH_INITPIPE");
+	if (pipe_s == NULL || *pipe_s == '\0')
+		return;
+	sync_fd = atoi(pipe_s);
+	if (sync_fd < 3) {
+		errno = 0;
+		bail("bad _BERTH_INITPIPE %s", pipe_s);
+	}
+
+	// The parent places us in the container's cgroup before we create any
+	// namespace or child, so that everything below inherits it.
+	wait_byte("cgroup setup");
+
+	struct join joins[MAX_JOIN];
+	int njoin = 0;
+	const char *join_s = getenv("_BERTH_NS_JOIN");
+	if (join_s && *join_s)
+		njoin = parse_joins(join_s, joins);
+
+	// A user namespace first: the other namespaces may be owned by it.
+	for (int i = 0; i < njoin; i++) {
+		if (joins[i].flag != CLONE_NEWUSER)
+			continue;
+		if (setns(joins[i].fd, CLONE_NEWUSER) < 0)
+			bail("join user namespace %s", joins[i].path);
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+			bail("become root in user namespace %s", joins[i].path);
+	}
+	for (int i = 0; i < njoin; i++) {
+		if (joins[i].flag == CLONE_NEWUSER)
+			continue;
+		if (setns(joins[i].fd, joins[i].flag) < 0)
+			bail("join namespace %s", joins[i].path);
+	}
+	for (int i = 0; i < njoin; i++)
+		close(joins[i].fd);
+
+	unsigned long flags = 0;
+	const char *new_s = getenv("_BERTH_NS_NEW");
+	if (new_s && *new_s)
+		flags = strtoul(new_s, NULL, 16);
+
+	if (flags & CLONE_NEWUSER) {
+		if (unshare(CLONE_NEWUSER) < 0)
+			bail("unshare user namespace");
+		send_pid("usermap", getpid());
+		wait_byte("uid/gid maps");
+		// Become root in the new namespace if 0 is mapped; when it is
+		// not, the Go side reports the setup steps that need it.
+		if (setresgid(0, 0, 0) == 0)
+			(void)setresuid(0, 0, 0);
+		flags &= ~(unsigned long)CLONE_NEWUSER;
+	}
+	if (flags != 0 && unshare((int)flags) < 0)
+		bail("unshare namespaces 0x%lx", flags);
+
+	if (flags & CLONE_NEWTIME) {
+		const char *off = getenv("_BERTH_TIMENS_OFFSETS");
+		if (off && *off)
+			write_file("/proc/self/timens_offsets", off);
+	}
+
+	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	if (child < 0)
+		bail("clone init");
+	if (child == 0)
+		return; // the final process: on into the Go runtime
+	send_pid("pid", child);
+	_exit(0);
+}
