@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 suite=${BERTH_CONFORMANCE_DIR:-$top/../shared/conformance}
 expected=${BERTH_RUNTIME_EXPECTED_FAILURES:-$suite/runtime-expected-failures.txt}
+defects=$here/runtime-suite-defects.txt
 
 if [ ! -x "$suite/runtime-validate.sh" ] && [ ! -f "$suite/runtime-validate.sh" ]; then
 	echo "runtime-conformance: suite not found at $suite (set BERTH_CONFORMANCE_DIR)" >&2
@@ -22,7 +23,7 @@ trap 'rm -rf "$state"' EXIT
 log=$(mktemp /tmp/berth-rtval-log.XXXXXX)
 RTVAL_WRAP=0 RTVAL_ROOT="$state" RTVAL_NAME=berth-runtime bash "$suite/runtime-validate.sh" "$rt" | tee "$log"
 failed=$(sed -n 's/^# failed://p' "$log" | tr ' ' '\n' | sed '/^$/d' | sort)
-want=$(grep -v '^#' "$expected" | awk 'NF {print $1}' | sort)
+want=$(cat "$expected" "$defects" | grep -v '^#' | awk 'NF {print $1}' | sort -u)
 unexpected=$(comm -23 <(echo "$failed") <(echo "$want") | sed '/^$/d')
 fixed=$(comm -13 <(echo "$failed") <(echo "$want") | sed '/^$/d')
 rm -f "$log"

@@ -371,7 +371,7 @@ func runCommand(ctx context.Context, g *globals, fs *flagSet, args []string) err
 		return err
 	}
 	var tty *ttyProxy
-	if spec.Process.Terminal && !detach {
+	if spec.Process != nil && spec.Process.Terminal && !detach {
 		tty, err = newTTYProxy()
 		if err != nil {
 			return err
@@ -413,11 +413,11 @@ func runCommand(ctx context.Context, g *globals, fs *flagSet, args []string) err
 	if detach {
 		return nil
 	}
-	state, err := st.State(id)
+	pid, err := st.InitPid(id)
 	if err != nil {
 		return err
 	}
-	code := waitForwarding(state.Pid, sigs, tty)
+	code := waitForwarding(pid, sigs, tty)
 	cleanup()
 	return &exitCode{code}
 }
@@ -554,7 +554,9 @@ func execProcess(st *container.Store, fs *flagSet, id string, cmdArgs []string) 
 	if len(cmdArgs) == 0 {
 		return nil, fmt.Errorf("%w: exec needs a command to run", container.ErrInvalidInput)
 	}
-	p = *spec.Process
+	if spec.Process != nil {
+		p = *spec.Process
+	}
 	p.Args = cmdArgs
 	p.Terminal = fs.Bool("tty")
 	p.ConsoleSize = nil
@@ -584,11 +586,20 @@ func execProcess(st *container.Store, fs *flagSet, id string, cmdArgs []string) 
 		}
 		p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(gid))
 	}
+	if fs.IsSet("apparmor") {
+		p.ApparmorProfile = fs.String("apparmor")
+	}
+	if fs.IsSet("process-label") {
+		p.SelinuxLabel = fs.String("process-label")
+	}
 	if fs.Bool("no-new-privs") {
 		p.NoNewPrivileges = true
 	}
 	if caps := fs.List("cap"); len(caps) > 0 {
-		c := *p.Capabilities
+		var c specs.LinuxCapabilities
+		if p.Capabilities != nil {
+			c = *p.Capabilities
+		}
 		c.Bounding = append(append([]string{}, c.Bounding...), caps...)
 		c.Effective = append(append([]string{}, c.Effective...), caps...)
 		c.Permitted = append(append([]string{}, c.Permitted...), caps...)

@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 )
 
@@ -158,7 +157,8 @@ nogroup:x:65534:
 // Rootfs creates a synthetic root filesystem in a new t.TempDir() and
 // returns its path. It holds:
 //
-//   - /bin/testbin (a hard link to, or copy of, Binary) and a symlink
+//   - /bin/testbin (a private copy of Binary, so that a test may modify
+//     or damage it without affecting other tests) and a symlink
 //     /bin/NAME -> testbin for every name in Applets; there is no /bin/sh;
 //   - empty directories /proc, /sys, /dev, /etc, /home (0755), /root (0700)
 //     and /tmp (1777), and /home/tester (owned by 1000:1000 when run as
@@ -261,7 +261,7 @@ func populateRootfs(root, bin string) error {
 			return err
 		}
 	}
-	if err := linkOrCopy(bin, filepath.Join(root, "bin/testbin")); err != nil {
+	if err := copyFile(bin, filepath.Join(root, "bin/testbin")); err != nil {
 		return err
 	}
 	for _, name := range Applets {
@@ -286,17 +286,10 @@ func populateRootfs(root, bin string) error {
 	return nil
 }
 
-// linkOrCopy hard-links src to dst, or copies it (mode 0755) when linking
-// is not possible, for example across file systems.
-func linkOrCopy(src, dst string) error {
-	err := os.Link(src, dst)
-	if err == nil {
-		return nil
-	}
-	var linkErr *os.LinkError
-	if !errors.As(err, &linkErr) || !errors.Is(linkErr.Err, syscall.EXDEV) && !errors.Is(linkErr.Err, syscall.EPERM) {
-		return err
-	}
+// copyFile copies src to the new file dst (mode 0755). The rootfs never
+// hard-links the cached binary: a container that writes to its /bin/testbin
+// must not change the binary every other rootfs uses.
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -141,3 +141,21 @@ func TestBundleAndWriteSpec(t *testing.T) {
 		t.Errorf("config.json mode: %v (%v)", fi.Mode(), err)
 	}
 }
+
+func TestRootfsBinaryIsPrivateCopy(t *testing.T) {
+	root := Rootfs(t)
+	shared, err := os.Stat(Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	private, err := os.Stat(filepath.Join(root, "bin/testbin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(shared, private) {
+		t.Fatal("rootfs /bin/testbin is a hard link to the shared binary; want a copy")
+	}
+	if private.Size() != shared.Size() || private.Mode().Perm() != 0o755 {
+		t.Errorf("rootfs /bin/testbin: size %d mode %v; want size %d mode 0755", private.Size(), private.Mode(), shared.Size())
+	}
+}

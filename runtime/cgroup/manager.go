@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -257,7 +258,15 @@ func (m *Manager) Set(r *specs.LinuxResources) error {
 		}
 		err = m.v2.Set(res)
 	} else {
+		// v1 device rules are written in the listed order (the runtime
+		// spec asks for that, and devices.list then shows that order),
+		// not through the library's minimal-diff emulator.
+		skip := res.SkipDevices
+		res.SkipDevices = true
 		err = m.v1.Set(res)
+		if err == nil && !skip {
+			err = writeV1Devices(m.paths["devices"], r.Devices)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("cgroup %s: set resources: %w", m.name(), err)
@@ -464,4 +473,43 @@ func (m *Manager) Exists() bool {
 	}
 	_, err := os.Stat(dir)
 	return err == nil
+}
+
+// writeV1Devices applies OCI device rules to a v1 devices cgroup in order.
+// A rule for all devices (no type, or type "a", with no major and minor)
+// resets the cgroup to allow-all or deny-all.
+func writeV1Devices(dir string, rules []specs.LinuxDeviceCgroup) error {
+	if dir == "" {
+		return nil
+	}
+	for _, r := range rules {
+		typ := r.Type
+		if typ == "" {
+			typ = "a"
+		}
+		access := r.Access
+		if access == "" {
+			access = "rwm"
+		}
+		file := "devices.deny"
+		if r.Allow {
+			file = "devices.allow"
+		}
+		var line string
+		if typ == "a" && r.Major == nil && r.Minor == nil {
+			line = "a"
+		} else {
+			num := func(p *int64) string {
+				if p == nil || *p < 0 {
+					return "*"
+				}
+				return strconv.FormatInt(*p, 10)
+			}
+			line = fmt.Sprintf("%s %s:%s %s", typ, num(r.Major), num(r.Minor), access)
+		}
+		if err := cgroups.WriteFile(dir, file, line); err != nil {
+			return fmt.Errorf("write %s %q: %w", file, line, err)
+		}
+	}
+	return nil
 }

@@ -90,20 +90,21 @@ func validateSpec(s *specs.Spec) error {
 	if s.Root == nil || s.Root.Path == "" {
 		return bad("root.path is required")
 	}
-	if s.Process == nil {
-		return bad("process is required")
-	}
-	if len(s.Process.Args) == 0 {
-		return bad("process.args must not be empty")
-	}
-	if s.Process.Cwd != "" && !filepath.IsAbs(s.Process.Cwd) {
-		return bad("process.cwd %q is not an absolute path", s.Process.Cwd)
-	}
-	if err := validateRlimits(s.Process.Rlimits); err != nil {
-		return err
-	}
-	if err := validateCaps(s.Process.Capabilities); err != nil {
-		return err
+	// process is optional until start (runtime spec); when present it
+	// must be valid.
+	if p := s.Process; p != nil {
+		if len(p.Args) == 0 {
+			return bad("process.args must not be empty")
+		}
+		if p.Cwd != "" && !filepath.IsAbs(p.Cwd) {
+			return bad("process.cwd %q is not an absolute path", p.Cwd)
+		}
+		if err := validateRlimits(p.Rlimits); err != nil {
+			return err
+		}
+		if err := validateCaps(p.Capabilities); err != nil {
+			return err
+		}
 	}
 	for _, m := range s.Mounts {
 		if !filepath.IsAbs(m.Destination) {
@@ -114,7 +115,6 @@ func validateSpec(s *specs.Spec) error {
 		return bad("linux section is required on Linux")
 	}
 	seen := map[specs.LinuxNamespaceType]bool{}
-	hasMnt := false
 	for _, ns := range s.Linux.Namespaces {
 		if _, ok := nsNames[ns.Type]; !ok {
 			return bad("unknown namespace type %q", ns.Type)
@@ -123,12 +123,6 @@ func validateSpec(s *specs.Spec) error {
 			return bad("namespace %q is listed twice", ns.Type)
 		}
 		seen[ns.Type] = true
-		if ns.Type == specs.MountNamespace {
-			hasMnt = true
-		}
-	}
-	if !hasMnt {
-		return bad("a mount namespace is required")
 	}
 	newUser := false
 	for _, ns := range s.Linux.Namespaces {
@@ -149,8 +143,11 @@ func validateSpec(s *specs.Spec) error {
 			}
 		}
 	}
-	if s.Process.Terminal && s.Process.ConsoleSize != nil && (s.Process.ConsoleSize.Height == 0 && s.Process.ConsoleSize.Width == 0) {
+	if s.Process != nil && s.Process.ConsoleSize != nil && s.Process.ConsoleSize.Height == 0 && s.Process.ConsoleSize.Width == 0 {
 		s.Process.ConsoleSize = nil
+	}
+	if s.Process != nil && s.Process.SelinuxLabel != "" && !selinuxEnabled() {
+		return fmt.Errorf("%w: selinux label is specified in config, but selinux is disabled or not supported", ErrInvalidInput)
 	}
 	if s.Linux.Seccomp != nil {
 		if err := seccomp.Validate(s.Linux.Seccomp); err != nil {
@@ -282,6 +279,15 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 	if err := unix.Mkfifo(fifoPath, 0o622); err != nil {
 		return fmt.Errorf("create exec fifo: %w", err)
 	}
+	// The container's root (maybe an unprivileged host uid in a user
+	// namespace) opens the fifo for writing.
+	rootUID, rootGID := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
+	if err := os.Chown(fifoPath, rootUID, rootGID); err != nil {
+		return fmt.Errorf("chown exec fifo: %w", err)
+	}
+	if err := os.Chmod(fifoPath, 0o622); err != nil {
+		return fmt.Errorf("chmod exec fifo: %w", err)
+	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
@@ -295,7 +301,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 	}
 
 	var console *os.File
-	if spec.Process.Terminal {
+	if spec.Process != nil && spec.Process.Terminal {
 		switch {
 		case o.ConsoleConn != nil:
 			console = o.ConsoleConn
@@ -317,7 +323,9 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		return err
 	}
 	joins, flags := namespacePlan(spec.Linux)
-	state := rec.hookState(StatusCreating)
+	// Hooks that run during create see the container as created: its
+	// environment exists, the user process has not started.
+	state := rec.hookState(StatusCreated)
 	payload := &initConfig{
 		Type:         "init",
 		ID:           o.ID,
@@ -328,6 +336,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		NoPivot:      o.NoPivot,
 		NoNewKeyring: o.NoNewKeyring,
 		NewUserNS:    flags&unix.CLONE_NEWUSER != 0,
+		NewMountNS:   flags&unix.CLONE_NEWNS != 0 || hasJoin(joins, "mnt"),
 		NewNetNS:     flags&unix.CLONE_NEWNET != 0,
 		NewCgroupNS:  flags&unix.CLONE_NEWCGROUP != 0,
 		NewUTSNS:     hasNewNS(spec.Linux, specs.UTSNamespace) || hasJoin(joins, "uts"),
@@ -368,9 +377,6 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 			return s.save(rec)
 		},
 		onHooks: func(pid int) error {
-			if err := runHooks("prestart", spec.Hooks.Prestart, state); err != nil {
-				return err
-			}
 			return runHooks("createRuntime", spec.Hooks.CreateRuntime, state)
 		},
 		onSeccomp: func(pid int, fd int) error {
@@ -462,4 +468,15 @@ func writePidFile(path string, pid int) error {
 		return fmt.Errorf("write pid file: %w", err)
 	}
 	return nil
+}
+
+// hostID maps a container id to the host through the mappings (identity
+// when there are none, or the id is not mapped).
+func hostID(maps []specs.LinuxIDMapping, id uint32) int {
+	for _, m := range maps {
+		if id >= m.ContainerID && id < m.ContainerID+m.Size {
+			return int(m.HostID + id - m.ContainerID)
+		}
+	}
+	return int(id)
 }

@@ -37,7 +37,11 @@ func Init() {
 	if err == nil {
 		err = errors.New("init returned without exec")
 	}
-	_ = sock.send(syncMsg{Type: msgError, Message: err.Error()}, -1)
+	if sock.send(syncMsg{Type: msgError, Message: err.Error()}, -1) != nil {
+		// The runtime is gone (the container was created and started):
+		// the container's stderr is the only place left to say it.
+		fmt.Fprintln(os.Stderr, "berth-runtime init:", err)
+	}
 	os.Exit(1)
 }
 
@@ -74,7 +78,7 @@ func readInitConfig() (*initConfig, error) {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return nil, fmt.Errorf("decode init config: %w", err)
 	}
-	if cfg.Process == nil {
+	if cfg.Process == nil && cfg.Type == "exec" {
 		return nil, errors.New("init config has no process")
 	}
 	return &cfg, nil
@@ -99,6 +103,13 @@ func runInit(sock *syncSock) error {
 func containerInit(sock *syncSock, cfg *initConfig) error {
 	spec := cfg.Spec
 	proc := cfg.Process
+	if proc == nil {
+		// A container without a process: its environment exists until
+		// start, which it then survives by no more than an exit.
+		proc = &specs.Process{Cwd: "/"}
+		cfg.Process = proc
+		cfg.NoProcess = true
+	}
 	if _, err := unix.Setsid(); err != nil {
 		return fmt.Errorf("setsid: %w", err)
 	}
@@ -124,9 +135,9 @@ func containerInit(sock *syncSock, cfg *initConfig) error {
 	if err := rs.prepare(); err != nil {
 		return err
 	}
-	// createRuntime (and the deprecated prestart) hooks run in the runtime's
-	// namespaces once the mounts exist, before pivot_root.
-	if spec.Hooks != nil && (len(spec.Hooks.Prestart) > 0 || len(spec.Hooks.CreateRuntime) > 0) {
+	// createRuntime hooks run in the runtime's namespaces once the mounts
+	// exist, before pivot_root. (The deprecated prestart hooks run at start.)
+	if spec.Hooks != nil && len(spec.Hooks.CreateRuntime) > 0 {
 		if err := sock.send(syncMsg{Type: msgHooks}, -1); err != nil {
 			return err
 		}
@@ -215,8 +226,20 @@ func finishAndExec(sock *syncSock, cfg *initConfig, linux *specs.Linux) error {
 		return err
 	}
 	env := proc.Env
-	path, err := lookPath(proc.Args, env)
-	if err != nil {
+	// An exec'd process reports a missing executable as an error of exec;
+	// the container's own process reports it when started (as the runtime
+	// spec's lifecycle has it: create does not run the program).
+	var path string
+	if cfg.Type == "exec" {
+		var err error
+		if path, err = lookPath(proc.Args, env); err != nil {
+			return err
+		}
+	}
+	if err := applyAppArmor(proc.ApparmorProfile); err != nil {
+		return err
+	}
+	if err := applySELinuxLabel(proc.SelinuxLabel); err != nil {
 		return err
 	}
 	if proc.NoNewPrivileges {
@@ -268,13 +291,37 @@ func finishAndExec(sock *syncSock, cfg *initConfig, linux *specs.Linux) error {
 			}
 		}
 	}
+	if cfg.NoProcess {
+		os.Exit(0)
+	}
 	if err := closeExtraFds(3 + cfg.PreserveFds); err != nil {
 		return err
 	}
+	if cfg.Type == "init" {
+		var err error
+		if path, err = lookPath(proc.Args, env); err != nil {
+			startFailed(err)
+		}
+	}
 	if err := unix.Exec(path, proc.Args, env); err != nil {
-		return fmt.Errorf("exec %q: %w", proc.Args[0], err)
+		err = fmt.Errorf("exec %q: %w", proc.Args[0], err)
+		if cfg.Type == "init" {
+			startFailed(err)
+		}
+		return err
 	}
 	return nil
+}
+
+// startFailed ends a started container whose program cannot be executed,
+// with a shell's exit codes: 127 when it is missing, 126 otherwise.
+func startFailed(err error) {
+	fmt.Fprintf(os.Stderr, "berth-runtime: %v\n", err)
+	code := 126
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		code = 127
+	}
+	os.Exit(code)
 }
 
 // lookPath resolves argv[0] with the container's PATH, as execvp would.

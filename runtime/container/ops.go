@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,6 +29,16 @@ func (s *Store) State(id string) (*State, error) {
 		return nil, err
 	}
 	return s.stateOf(r), nil
+}
+
+// InitPid returns the recorded pid of a container's init, even after it
+// exited (a caller that is its parent reaps it with that pid).
+func (s *Store) InitPid(id string) (int, error) {
+	r, err := s.load(id)
+	if err != nil {
+		return 0, err
+	}
+	return r.InitPid, nil
 }
 
 // List returns the state of every container in the store.
@@ -61,6 +73,18 @@ func (s *Store) Start(id string) (warnings []error, err error) {
 	default:
 		return nil, fmt.Errorf("cannot start an already running container")
 	}
+	// prestart hooks (deprecated) run once start is called, in the
+	// runtime's namespaces, before the user process executes.
+	if r.Spec.Hooks != nil && len(r.Spec.Hooks.Prestart) > 0 {
+		if err := runHooks("prestart", r.Spec.Hooks.Prestart, r.hookState(StatusCreated)); err != nil {
+			// The spec: stop the container and go on with delete.
+			warns, derr := s.destroy(r)
+			if derr != nil {
+				warns = append(warns, derr)
+			}
+			return warns, err
+		}
+	}
 	fifoPath := filepath.Join(s.dir(id), fifoName)
 	if err := awaitFifo(fifoPath, r); err != nil {
 		return nil, err
@@ -70,7 +94,9 @@ func (s *Store) Start(id string) (warnings []error, err error) {
 		return nil, err
 	}
 	_ = os.Remove(fifoPath)
-	if r.Spec.Hooks != nil {
+	if r.Spec.Hooks != nil && len(r.Spec.Hooks.Poststart) > 0 {
+		// poststart hooks run after the user process is executed.
+		r.awaitExec(time.Second)
 		for i, h := range r.Spec.Hooks.Poststart {
 			if err := runHooks("poststart", []specs.Hook{h}, r.hookState(StatusRunning)); err != nil {
 				warnings = append(warnings, fmt.Errorf("poststart hook #%d: %w", i, err))
@@ -99,12 +125,40 @@ func awaitFifo(path string, r *record) error {
 			return fmt.Errorf("read exec fifo: %w", err)
 		}
 		if !r.initAlive() {
+			// It may have written and exited since the read above.
+			if n, _ := unix.Read(fd, buf); n == 1 {
+				return nil
+			}
 			return errors.New("container init exited before start")
 		}
 		time.Sleep(delay)
 		if delay < 5*time.Millisecond {
 			delay *= 2
 		}
+	}
+}
+
+// awaitExec waits until the init has exec'd the user process (it no longer
+// runs from the runtime's sealed binary copy) and then, briefly, until that
+// process first blocks or exits, so poststart hooks observe a process that
+// has really begun. Both waits are bounded.
+func (r *record) awaitExec(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	exe := "/proc/" + strconv.Itoa(r.InitPid) + "/exe"
+	for time.Now().Before(deadline) {
+		target, err := os.Readlink(exe)
+		if err != nil || !strings.HasPrefix(target, "/memfd:") {
+			break
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	settle := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(settle) {
+		st, _, err := procStat(r.InitPid)
+		if err != nil || st != 'R' {
+			return
+		}
+		time.Sleep(200 * time.Microsecond)
 	}
 }
 
@@ -221,12 +275,19 @@ func (s *Store) Delete(id string, force bool) (warnings []error, err error) {
 		return nil, err
 	}
 	switch st := s.status(r); st {
-	case StatusStopped, StatusCreated:
+	case StatusStopped:
 	default:
 		if !force {
 			return nil, fmt.Errorf("cannot delete container %s that is not stopped: %s", id, st)
 		}
 	}
+	return s.destroy(r)
+}
+
+// destroy kills what is left of a container, removes its cgroup, runs the
+// poststop hooks and removes its state. The caller holds the lock.
+func (s *Store) destroy(r *record) (warnings []error, err error) {
+	dir := s.dir(r.ID)
 	if err := r.killAndWait(); err != nil {
 		return nil, err
 	}

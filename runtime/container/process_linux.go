@@ -97,7 +97,7 @@ func validateCaps(c *specs.LinuxCapabilities) error {
 	}
 	for _, set := range [][]string{c.Bounding, c.Effective, c.Inheritable, c.Permitted, c.Ambient} {
 		for _, n := range set {
-			if !all[strings.ToUpper(n)] && !strings.HasPrefix(strings.ToUpper(n), "CAP_") {
+			if !all[strings.ToUpper(n)] {
 				return fmt.Errorf("%w: unknown capability %q", ErrInvalidInput, n)
 			}
 		}

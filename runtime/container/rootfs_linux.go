@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,20 +55,26 @@ func (rs *rootfsSetup) rootPropagation() (uintptr, error) {
 
 // prepare mounts everything under the rootfs (before pivot_root).
 func (rs *rootfsSetup) prepare() error {
-	prop, err := rs.rootPropagation()
-	if err != nil {
-		return err
-	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("set propagation of / : %w", err)
-	}
 	rootfs := rs.cfg.Rootfs
-	if err := makeParentMountPrivate(rootfs); err != nil {
-		return err
+	if rs.cfg.NewMountNS {
+		prop, err := rs.rootPropagation()
+		if err != nil {
+			return err
+		}
+		if err := unix.Mount("", "/", "", prop, ""); err != nil {
+			return fmt.Errorf("set propagation of / : %w", err)
+		}
+		if err := makeParentMountPrivate(rootfs); err != nil {
+			return err
+		}
+		if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind rootfs %s onto itself: %w", rootfs, err)
+		}
 	}
-	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs %s onto itself: %w", rootfs, err)
-	}
+	// Without a mount namespace of its own the container shares the
+	// runtime's: its mounts are made (visibly) under the rootfs, nothing
+	// above it is changed, and the root is entered with chroot.
+	var err error
 	rs.root, err = os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open rootfs: %w", err)
@@ -247,7 +254,11 @@ func (rs *rootfsSetup) mount(m *specs.Mount) error {
 			return fmt.Errorf("%s must be mounted on a directory", m.Type)
 		}
 	}
-	err = unix.Mount(m.Source, fdPath(t), m.Type, opts.Flags, opts.Data)
+	data := opts.Data
+	if m.Type != "proc" && m.Type != "sysfs" {
+		data = mountLabelData(data, rs.linux.MountLabel)
+	}
+	err = unix.Mount(m.Source, fdPath(t), m.Type, opts.Flags, data)
 	if err != nil && m.Type == "sysfs" && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EBUSY)) {
 		// A sysfs mount needs a network namespace owned by our user
 		// namespace; otherwise expose the host's read-only, as runc does.
@@ -263,14 +274,95 @@ func (rs *rootfsSetup) mount(m *specs.Mount) error {
 	if err != nil {
 		return err
 	}
-	if m.Type == "tmpfs" && opts.HasExtension("tmpcopyup") {
-		// The tmpfs is empty at this point; tmpcopyup of image content
-		// is done by copying what was beneath before mounting. Keep it
-		// simple: the image content is not visible any more, so refuse
-		// silently-wrong behaviour.
-		return errors.New("tmpcopyup is not supported")
+	// t still names the directory under the new mount; reopen to reach it.
+	mnt, err := pathrs.OpenatInRoot(rs.root, m.Destination)
+	if err != nil {
+		return fmt.Errorf("reopen %s: %w", m.Destination, err)
 	}
-	return applyPropagation(t, opts.Propagation)
+	defer mnt.Close()
+	if m.Type == "tmpfs" && opts.HasExtension("tmpcopyup") {
+		if err := copyTree(fdPath(t), fdPath(mnt)); err != nil {
+			return fmt.Errorf("tmpcopyup: %w", err)
+		}
+	}
+	return applyPropagation(mnt, opts.Propagation)
+}
+
+// copyTree copies the content of src into dst (both directories),
+// preserving modes, owners and symlinks; used for tmpcopyup.
+func copyTree(src, dst string) error {
+	// src is a /proc/self/fd magic link: walk through it, not the link.
+	return filepath.WalkDir(src+"/.", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, _ := info.Sys().(*unix.Stat_t)
+		switch {
+		case d.IsDir():
+			if err := os.Mkdir(target, info.Mode().Perm()); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+		case info.Mode()&os.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(link, target); err != nil {
+				return err
+			}
+		case info.Mode().IsRegular():
+			if err := copyFile(path, target, info.Mode().Perm()); err != nil {
+				return err
+			}
+		default:
+			if st == nil {
+				return nil
+			}
+			if err := unix.Mknod(target, st.Mode, int(st.Rdev)); err != nil {
+				return err
+			}
+		}
+		if st != nil {
+			if err := unix.Lchown(target, int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+			if info.Mode()&os.ModeSymlink == 0 {
+				if err := unix.Chmod(target, st.Mode&0o7777); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func copyFile(src, dst string, perm os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 func remount(t *os.File, flags uintptr) error {
@@ -580,6 +672,12 @@ func (rs *rootfsSetup) devSymlinks() error {
 func (rs *rootfsSetup) pivot() error {
 	defer rs.root.Close()
 	rootfs := rs.cfg.Rootfs
+	if !rs.cfg.NewMountNS {
+		if err := unix.Chroot(rootfs); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		return unix.Chdir("/")
+	}
 	if rs.cfg.NoPivot {
 		if err := unix.Chdir(rootfs); err != nil {
 			return fmt.Errorf("chdir to rootfs: %w", err)
@@ -623,6 +721,13 @@ func (rs *rootfsSetup) pivot() error {
 
 // finalize runs after pivot_root: read-only root and root propagation.
 func (rs *rootfsSetup) finalize() error {
+	if !rs.cfg.NewMountNS {
+		// Remounting / here would change the host's root.
+		if rs.spec.Root != nil && rs.spec.Root.Readonly {
+			return errors.New("root.readonly needs a mount namespace")
+		}
+		return nil
+	}
 	if rs.linux.RootfsPropagation != "" {
 		p, _ := rs.rootPropagation()
 		if err := unix.Mount("", "/", "", p, ""); err != nil {

@@ -31,6 +31,8 @@ type initConfig struct {
 	ID           string            `json:"id"`
 	Spec         *specs.Spec       `json:"spec,omitempty"`
 	Process      *specs.Process    `json:"process"`
+	// NoProcess marks a container created without a process.
+	NoProcess bool `json:"no_process,omitempty"`
 	Rootfs       string            `json:"rootfs,omitempty"`
 	Bundle       string            `json:"bundle,omitempty"`
 	NoPivot      bool              `json:"no_pivot,omitempty"`
@@ -39,6 +41,7 @@ type initConfig struct {
 	FifoFd       int               `json:"fifo_fd"`
 	PreserveFds  int               `json:"preserve_fds"`
 	NewUserNS    bool              `json:"new_userns,omitempty"`
+	NewMountNS   bool              `json:"new_mountns,omitempty"`
 	NewNetNS     bool              `json:"new_netns,omitempty"`
 	NewCgroupNS  bool              `json:"new_cgroupns,omitempty"`
 	NewUTSNS     bool              `json:"new_utsns,omitempty"`
