@@ -51,11 +51,15 @@ func newFlagSet(defs ...*flagDef) *flagSet {
 	return fs
 }
 
-func boolF(usage string, names ...string) *flagDef { return &flagDef{names: names, kind: boolFlag, usage: usage} }
+func boolF(usage string, names ...string) *flagDef {
+	return &flagDef{names: names, kind: boolFlag, usage: usage}
+}
 func strF(usage, def string, names ...string) *flagDef {
 	return &flagDef{names: names, kind: stringFlag, usage: usage, def: def}
 }
-func listF(usage string, names ...string) *flagDef { return &flagDef{names: names, kind: listFlag, usage: usage} }
+func listF(usage string, names ...string) *flagDef {
+	return &flagDef{names: names, kind: listFlag, usage: usage}
+}
 func intF(usage, def string, names ...string) *flagDef {
 	return &flagDef{names: names, kind: intFlag, usage: usage, def: def}
 }

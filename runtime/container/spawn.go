@@ -27,12 +27,12 @@ const (
 
 // initConfig is what the runtime sends the init process.
 type initConfig struct {
-	Type         string            `json:"type"` // "init" or "exec"
-	ID           string            `json:"id"`
-	Spec         *specs.Spec       `json:"spec,omitempty"`
-	Process      *specs.Process    `json:"process"`
+	Type    string         `json:"type"` // "init" or "exec"
+	ID      string         `json:"id"`
+	Spec    *specs.Spec    `json:"spec,omitempty"`
+	Process *specs.Process `json:"process"`
 	// NoProcess marks a container created without a process.
-	NoProcess bool `json:"no_process,omitempty"`
+	NoProcess    bool              `json:"no_process,omitempty"`
 	Rootfs       string            `json:"rootfs,omitempty"`
 	Bundle       string            `json:"bundle,omitempty"`
 	NoPivot      bool              `json:"no_pivot,omitempty"`
