@@ -61,9 +61,15 @@ func globalFlags() *flagSet {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == container.InitArg {
-		container.Init()
-		return
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case container.InitArg:
+			container.Init()
+			return
+		case container.HoldArg:
+			container.Hold()
+			return
+		}
 	}
 	os.Exit(run(os.Args[1:]))
 }

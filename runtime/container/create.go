@@ -322,6 +322,11 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 	if err != nil {
 		return err
 	}
+	idmaps, closeIDMaps, err := prepareIDMapMounts(spec, bundle)
+	if err != nil {
+		return err
+	}
+	defer closeIDMaps()
 	joins, flags := namespacePlan(spec.Linux)
 	// Hooks that run during create see the container as created: its
 	// environment exists, the user process has not started.
@@ -354,6 +359,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		preserved:   preserved,
 		consoleSock: console,
 		fifo:        fifo,
+		idmaps:      idmaps,
 		payload:     payload,
 		applyCgroup: func(pid int) error {
 			if err := mgr.Apply(pid); err != nil {

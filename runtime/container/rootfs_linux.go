@@ -27,6 +27,9 @@ type rootfsSetup struct {
 	spec  *specs.Spec
 	linux *specs.Linux
 	root  *os.File
+	// idmapFd is the prepared idmapped mount for the mount being set up,
+	// or -1.
+	idmapFd int
 }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
@@ -82,6 +85,10 @@ func (rs *rootfsSetup) prepare() error {
 	devIsBind := false
 	for i := range rs.spec.Mounts {
 		m := &rs.spec.Mounts[i]
+		rs.idmapFd = -1
+		if fd, ok := rs.cfg.IDMapFds[i]; ok {
+			rs.idmapFd = fd
+		}
 		if err := rs.mount(m); err != nil {
 			return fmt.Errorf("mount %s to %s: %w", m.Source, m.Destination, err)
 		}
@@ -227,11 +234,12 @@ func (rs *rootfsSetup) mount(m *specs.Mount) error {
 		return fmt.Errorf("mount destination %q is not absolute", m.Destination)
 	}
 	opts := specgen.ParseMountOptions(m.Options)
-	if len(opts.Extensions) > 0 {
-		for _, e := range opts.Extensions {
-			if e != "tmpcopyup" {
-				return fmt.Errorf("mount option %q is not supported", e)
-			}
+	for _, e := range opts.Extensions {
+		switch {
+		case e == "tmpcopyup" && m.Type == "tmpfs":
+		case (e == "idmap" || e == "ridmap") && rs.idmapFd >= 0:
+		default:
+			return fmt.Errorf("mount option %q is not supported for this mount", e)
 		}
 	}
 	if isBind(m) {
@@ -410,7 +418,13 @@ func (rs *rootfsSetup) bindMount(m *specs.Mount, opts specgen.ParsedMount) error
 	if rec {
 		flags |= unix.MS_REC
 	}
-	if err := unix.Mount(fdPath(sf), fdPath(t), "", flags, ""); err != nil {
+	if rs.idmapFd >= 0 {
+		err = moveIDMapMount(rs.idmapFd, t)
+		unix.Close(rs.idmapFd)
+	} else {
+		err = unix.Mount(fdPath(sf), fdPath(t), "", flags, "")
+	}
+	if err != nil {
 		return err
 	}
 	// Reopen the target: it is now the mount's root.

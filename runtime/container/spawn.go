@@ -46,6 +46,8 @@ type initConfig struct {
 	NewCgroupNS  bool              `json:"new_cgroupns,omitempty"`
 	NewUTSNS     bool              `json:"new_utsns,omitempty"`
 	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
+	// IDMapFds maps indexes of spec.Mounts to fds of prepared idmapped mounts.
+	IDMapFds map[int]int `json:"idmap_fds,omitempty"`
 	// State is the container state passed to startContainer hooks.
 	State *specs.State `json:"state,omitempty"`
 }
@@ -72,6 +74,7 @@ type spawnConfig struct {
 	preserved   []*os.File
 	consoleSock *os.File
 	fifo        *os.File
+	idmaps      []idmapMount
 	payload     *initConfig
 	// onPid is called as soon as the final pid is known, so the caller can
 	// kill it when a later step fails.
@@ -120,6 +123,12 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		sc.payload.ConsoleFd = fdOf(sc.consoleSock)
 	}
 	sc.payload.PreserveFds = len(sc.preserved)
+	for _, m := range sc.idmaps {
+		if sc.payload.IDMapFds == nil {
+			sc.payload.IDMapFds = map[int]int{}
+		}
+		sc.payload.IDMapFds[m.index] = fdOf(m.file)
+	}
 
 	var joins []string
 	for _, j := range sc.joins {
