@@ -44,6 +44,7 @@ type sample struct {
 
 type rtResult struct {
 	Path        string  `json:"path"`
+	Samples     int     `json:"samples"` // timed iterations done (N unless interrupted)
 	Version     string  `json:"version"`
 	RunMs       summary `json:"run_ms"`
 	DeleteMs    summary `json:"delete_ms"`
@@ -230,10 +231,16 @@ loop:
 			del = append(del, s.deleteMs)
 			both = append(both, s.runMs+s.deleteMs)
 		}
+		res.Samples = len(run)
 		res.RunMs, res.DeleteMs, res.RunDeleteMs = summarize(run), summarize(del), summarize(both)
 		res.MaxRSSKB = summarize(rss[r.Name])
 	}
-	rep.Interrupt = ctx.Err() != nil
+	// A Ctrl-C reaches the runtimes too; one of them may die of it before
+	// our own handler has cancelled ctx.
+	rep.Interrupt = ctx.Err() != nil || killedBySignal(runErr)
+	if rep.Interrupt {
+		runErr = nil
+	}
 	computeTargets(rep, *base)
 	printTable(os.Stdout, rep, rts, *base)
 	line, err := json.Marshal(sanitize(rep))
@@ -341,6 +348,24 @@ func (b *bench) invoke(ctx context.Context, path string, args ...string) error {
 		return fmt.Errorf("%s %s: %w: %s", filepath.Base(path), strings.Join(args, " "), err, bytes.TrimSpace(msg))
 	}
 	return nil
+}
+
+// killedBySignal reports whether err comes from a child that died of
+// SIGINT, SIGTERM or SIGHUP.
+func killedBySignal(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() {
+		return false
+	}
+	switch ws.Signal() {
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP:
+		return true
+	}
+	return false
 }
 
 func fileEmpty(f *os.File) bool {
@@ -454,22 +479,30 @@ func computeTargets(rep *report, base string) {
 }
 
 func printTable(w0 *os.File, rep *report, rts []rt, base string) {
-	fmt.Fprintf(w0, "\nberth runtime benchmark: %d timed iterations (+%d warm-up) per runtime, round-robin; `run` of `true` then `delete -f`\n", rep.N, rep.Warmup)
+	done := rep.N
+	for _, r := range rts {
+		done = min(done, rep.Runtimes[r.Name].Samples)
+	}
+	partial := ""
+	if done < rep.N {
+		partial = fmt.Sprintf(" (INTERRUPTED: of %d requested)", rep.N)
+	}
+	fmt.Fprintf(w0, "\nberth runtime benchmark: %d timed iterations%s (+%d warm-up) per runtime, round-robin; `run` of `true` then `delete -f`\n", done, partial, rep.Warmup)
 	fmt.Fprintf(w0, "host: %s, %s CPUs, kernel %s\n\n", rep.Host["cpu"], rep.Host["cpus"], rep.Host["kernel"])
 	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "runtime\tversion\trun p10\trun median\trun p90\tdelete median\trun+delete p10\trun+delete median\trun+delete p90\tmax RSS KB (median/max)\tcgroups left\tstray dirs\t")
 	for _, r := range rts {
 		x := rep.Runtimes[r.Name]
-		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f / %.0f\t%d\t%d\t\n", r.Name, x.Version,
+		fmt.Fprintf(w, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%d\t%d\t\n", r.Name, x.Version,
 			x.RunMs.P10, x.RunMs.Median, x.RunMs.P90, x.DeleteMs.Median,
 			x.RunDeleteMs.P10, x.RunDeleteMs.Median, x.RunDeleteMs.P90,
-			x.MaxRSSKB.Median, x.MaxRSSKB.Max, x.LeftCgroups, x.StrayDirs)
+			rssCell(x.MaxRSSKB), x.LeftCgroups, x.StrayDirs)
 	}
 	w.Flush()
 	for _, r := range rts {
 		x := rep.Runtimes[r.Name]
 		for code, c := range x.SilentRunFailures {
-			fmt.Fprintf(w0, "WARNING: %s: %d of %d timed runs exited %s with nothing on stderr (after the container ran; samples kept)\n", r.Name, c, rep.N, code)
+			fmt.Fprintf(w0, "WARNING: %s: %d of %d timed runs exited %s with nothing on stderr (after the container ran; samples kept)\n", r.Name, c, x.Samples, code)
 		}
 		if x.StrayDirs > 0 {
 			fmt.Fprintf(w0, "note: %s left %d leaf directories on a non-cgroup filesystem (under the unmounted /sys/fs/cgroup/unified); run.sh removes them\n", r.Name, x.StrayDirs)
@@ -500,6 +533,13 @@ func printTable(w0 *os.File, rep *report, rts []rt, base string) {
 		}
 	}
 	fmt.Fprintln(w0)
+}
+
+func rssCell(s summary) string {
+	if math.IsNaN(s.Median) {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f / %.0f", s.Median, s.Max)
 }
 
 // sanitize replaces NaN (no samples) by -1 so the report stays valid JSON.

@@ -484,6 +484,12 @@ func execCommand(ctx context.Context, g *globals, fs *flagSet, args []string) er
 		Stdout:        os.Stdout,
 		Stderr:        os.Stderr,
 	}
+	o.IgnorePaused = fs.Bool("ignore-paused")
+	if v := fs.String("cgroup"); v != "" {
+		if o.SubCgroups, err = container.ParseSubCgroups(v); err != nil {
+			return err
+		}
+	}
 	if proc.Terminal && detach && o.ConsoleSocket == "" {
 		return fmt.Errorf("%w: cannot allocate tty if runc will detach without setting console socket", container.ErrInvalidInput)
 	}
@@ -690,17 +696,32 @@ func eventsCommand(ctx context.Context, g *globals, fs *flagSet, args []string) 
 	if fs.Bool("stats") {
 		return emit()
 	}
+	// Stats every interval; OOM kills are checked more often and reported
+	// as {"type":"oom"} events, as runc does.
+	ooms, _ := st.OOMKills(id)
+	oomTick := time.NewTicker(min(interval, 250*time.Millisecond))
+	defer oomTick.Stop()
+	next := time.Now()
 	for {
-		if err := emit(); err != nil {
-			if errors.Is(err, container.ErrNotRunning) {
-				return nil
+		if !time.Now().Before(next) {
+			if err := emit(); err != nil {
+				if errors.Is(err, container.ErrNotRunning) {
+					return nil
+				}
+				return err
 			}
-			return err
+			next = time.Now().Add(interval)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(interval):
+		case <-oomTick.C:
+		}
+		if n, err := st.OOMKills(id); err == nil && n > ooms {
+			ooms = n
+			if err := printJSON(event{Type: "oom", ID: id}, false); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -20,6 +23,11 @@ type ExecOpts struct {
 	Stdin         io.Reader
 	Stdout        io.Writer
 	Stderr        io.Writer
+	// SubCgroups places the process in existing sub-cgroups of the
+	// container's, per controller ("" for every controller).
+	SubCgroups map[string]string
+	// IgnorePaused allows exec into a paused container.
+	IgnorePaused bool
 }
 
 // Exec starts a process in a running container's namespaces and cgroup,
@@ -33,7 +41,9 @@ func (s *Store) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 	switch s.status(r) {
 	case StatusRunning, StatusCreated:
 	case StatusPaused:
-		return 0, fmt.Errorf("cannot exec in a paused container (use resume first)")
+		if !o.IgnorePaused {
+			return 0, fmt.Errorf("cannot exec in a paused container (use resume first, or --ignore-paused)")
+		}
 	default:
 		return 0, fmt.Errorf("cannot exec in a stopped container")
 	}
@@ -90,6 +100,9 @@ func (s *Store) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 			if cgErr != nil {
 				return nil
 			}
+			if len(o.SubCgroups) > 0 {
+				return joinSubCgroups(m.Paths(), o.SubCgroups, pid)
+			}
 			return m.Apply(pid)
 		},
 		onSeccomp: func(pid int, fd int) error {
@@ -127,4 +140,50 @@ func WaitPid(pid int) (int, error) {
 		return 128 + int(ws.Signal()), nil
 	}
 	return ws.ExitStatus(), nil
+}
+
+// ParseSubCgroups parses runc's exec --cgroup value: "SUB" for every
+// controller, or "CTRL:SUB[,CTRL:SUB...]".
+func ParseSubCgroups(v string) (map[string]string, error) {
+	out := map[string]string{}
+	if !strings.Contains(v, ":") {
+		out[""] = v
+		return out, checkSub(v)
+	}
+	for _, part := range strings.Split(v, ",") {
+		ctrl, sub, ok := strings.Cut(part, ":")
+		if !ok || ctrl == "" {
+			return nil, fmt.Errorf("%w: bad --cgroup value %q (want [CONTROLLER:]PATH)", ErrInvalidInput, part)
+		}
+		if err := checkSub(sub); err != nil {
+			return nil, err
+		}
+		out[ctrl] = sub
+	}
+	return out, nil
+}
+
+func checkSub(sub string) error {
+	if sub == "" || filepath.IsAbs(sub) || strings.Contains("/"+sub+"/", "/../") {
+		return fmt.Errorf("%w: sub-cgroup %q must be a relative path inside the container's cgroup", ErrInvalidInput, sub)
+	}
+	return nil
+}
+
+// joinSubCgroups moves pid into existing sub-cgroups.
+func joinSubCgroups(paths, subs map[string]string, pid int) error {
+	for ctrl, base := range paths {
+		sub, ok := subs[ctrl]
+		if !ok {
+			sub = subs[""]
+		}
+		dir := base
+		if sub != "" {
+			dir = filepath.Join(base, sub)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("join sub-cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
 }

@@ -425,3 +425,17 @@ func (s *Store) Stats(id string) (*cgroup.Stats, error) {
 	}
 	return m.Stats()
 }
+
+// OOMKills returns how many processes of the container the kernel's OOM
+// killer has killed so far.
+func (s *Store) OOMKills(id string) (uint64, error) {
+	r, err := s.load(id)
+	if err != nil {
+		return 0, err
+	}
+	m, err := r.cgroup()
+	if err != nil {
+		return 0, err
+	}
+	return m.OOMKillCount()
+}

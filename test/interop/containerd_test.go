@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,6 +166,36 @@ func TestContainerd(t *testing.T) {
 			{"tasks", "rm", "-f", name},
 			{"containers", "rm", name},
 		}
+	}
+
+	e.pause = func(name string) []string { return []string{"tasks", "pause", name} }
+	e.resume = func(name string) []string { return []string{"tasks", "resume", name} }
+	e.stop = func(name string) []string { return []string{"tasks", "kill", "--signal", "SIGTERM", name} }
+	e.restart = func(name string) []string {
+		return []string{"tasks", "start", "--detach", "--fifo-dir", fifoDir, name}
+	}
+	e.status = func(t *testing.T, name string) string {
+		r := e.quiet("tasks", "ls")
+		for _, line := range strings.Split(r.Stdout, "\n") {
+			if f := strings.Fields(line); len(f) == 3 && f[0] == name {
+				return normalizeStatus(f[2])
+			}
+		}
+		t.Logf("no task %s in: %s", name, r)
+		return "unknown"
+	}
+	// `ctr tasks rm` deletes the stopped task and warns "task ID exit with
+	// non-zero exit code N" unless N is 0.
+	e.exitCode = func(t *testing.T, name string) int {
+		r := e.do(t, "tasks", "rm", name)
+		if !r.ok() {
+			return -1
+		}
+		if m := regexp.MustCompile(`exit with non-zero exit code (\d+)`).FindStringSubmatch(r.Stderr); m != nil {
+			code, _ := strconv.Atoi(m[1])
+			return code
+		}
+		return 0
 	}
 
 	_, archive := writeImageFiles(t, dir, image)

@@ -118,6 +118,15 @@ func TestDocker(t *testing.T) {
 		return append(append(a, name), cmd...)
 	}
 	e.remove = func(name string) [][]string { return [][]string{{"rm", "-f", name}} }
+	e.pause = func(name string) []string { return []string{"pause", name} }
+	e.resume = func(name string) []string { return []string{"unpause", name} }
+	e.stop = func(name string) []string { return []string{"stop", "-t", "10", name} }
+	e.restart = func(name string) []string { return []string{"start", name} }
+	e.status = e.inspectStatus
+	e.exitCode = e.inspectExitCode
+	e.update = func(name string, memory int64) []string {
+		return []string{"update", "--memory", fmtBytes(memory), name}
+	}
 
 	e.must(t, "version")
 	rootfsTar, _ := writeImageFiles(t, dir, image)

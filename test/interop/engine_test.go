@@ -43,6 +43,17 @@ type engine struct {
 	// cgroupfsInside: the engine's spec mounts /sys/fs/cgroup in the
 	// container (Podman and Docker do; ctr's default spec does not).
 	cgroupfsInside bool
+
+	// Lifecycle: pause, resume and stop (SIGTERM, waiting for the exit)
+	// the container name, and start it again once it has stopped.
+	pause, resume, stop, restart func(name string) []string
+	// status returns the container's state: running, paused or stopped.
+	status func(t *testing.T, name string) string
+	// exitCode returns the exit code of the stopped container name.
+	exitCode func(t *testing.T, name string) int
+	// update changes a running container's memory limit; nil when the
+	// engine's CLI cannot (ctr).
+	update func(name string, memory int64) []string
 }
 
 // do runs one engine command with the command timeout and logs it.
@@ -61,6 +72,11 @@ func (e *engine) must(t *testing.T, args ...string) result {
 		t.Fatalf("%s failed", e.name)
 	}
 	return r
+}
+
+// quiet runs one engine command without logging it (for polling).
+func (e *engine) quiet(args ...string) result {
+	return runCmd(e.ctx, cmdTimeout, e.env, e.bin, append(append([]string{}, e.global...), args...)...)
 }
 
 // removeNow force-removes a container, with a fresh timeout (it runs in
@@ -90,6 +106,7 @@ func (e *engine) scenarios(t *testing.T) {
 	t.Run("exec", e.testExec)
 	t.Run("tty", e.testTTY)
 	t.Run("memory", e.testMemory)
+	t.Run("lifecycle", e.testLifecycle)
 }
 
 // testEcho: a container's stdout, stderr and exit code reach the caller.
@@ -186,13 +203,34 @@ func (e *engine) ttySession(t *testing.T, args []string) {
 }
 
 // testMemory: the memory limit reaches the container's cgroup, which is
-// below the cgroup parent the test gave the engine.
+// below the cgroup parent the test gave the engine, and the engine's update
+// command (the runtime's `update`) changes it.
 func (e *engine) testMemory(t *testing.T) {
 	name := uniqueName("mem")
 	e.startLong(t, name, memoryLimit)
+	file := e.checkMemoryLimit(t, name, memoryLimit)
+	if e.update == nil {
+		t.Logf("%s has no update command; the runtime's update is not exercised", e.name)
+		return
+	}
+	const updated = 96 << 20
+	e.must(t, e.update(name, updated)...)
+	if file != "" {
+		if got := readTrim(file); got != strconv.Itoa(updated) {
+			t.Errorf("%s update: host %s = %s, want %d", e.name, file, got, updated)
+		}
+	}
+	e.checkMemoryLimit(t, name, updated)
+}
+
+// checkMemoryLimit reads the container's memory cgroup and limit from
+// inside and its limit file on the host; it returns the host file.
+func (e *engine) checkMemoryLimit(t *testing.T, name string, want int64) string {
+	t.Helper()
 	r := e.must(t, e.exec(name, false, "sh", "-c", "cat /proc/self/cgroup; echo ---; cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max 2>/dev/null || echo none")...)
 	cgroups, inside, _ := strings.Cut(r.Stdout, "---\n")
 	inside = strings.TrimSpace(inside)
+	wantS := strconv.FormatInt(want, 10)
 
 	path := memoryCgroupPath(cgroups)
 	if path == "" {
@@ -205,17 +243,128 @@ func (e *engine) testMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := os.ReadFile(file)
-	if err != nil {
-		t.Errorf("read the container's limit on the host: %v", err)
-	} else if got := strings.TrimSpace(string(host)); got != strconv.Itoa(memoryLimit) {
-		t.Errorf("%s: host %s = %s, want %d", e.name, file, got, memoryLimit)
+	if got := readTrim(file); got != wantS {
+		t.Errorf("%s: host %s = %s, want %s", e.name, file, got, wantS)
 	} else {
 		t.Logf("host %s = %s", file, got)
 	}
-	if e.cgroupfsInside && inside != strconv.Itoa(memoryLimit) {
-		t.Errorf("%s: limit read inside the container = %q, want %d", e.name, inside, memoryLimit)
+	if e.cgroupfsInside && inside != wantS {
+		t.Errorf("%s: limit read inside the container = %q, want %s", e.name, inside, wantS)
 	}
+	return file
+}
+
+func readTrim(file string) string {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// lifecycleScript traps SIGTERM to exit 3, so a stop that delivers the
+// signal through the runtime's kill is told from a SIGKILL.
+const lifecycleScript = `trap 'exit 3' TERM; : > /tmp/ready; while :; do sleep 1 & wait $!; done`
+
+// testLifecycle: pause and resume (the runtime's pause/resume), stop with
+// SIGTERM (kill), the exit code, and a restart that creates the container
+// again under the same ID (so delete must have removed its state).
+func (e *engine) testLifecycle(t *testing.T) {
+	name := uniqueName("life")
+	t.Cleanup(func() { e.removeNow(t, name) })
+	e.must(t, e.start(runOpts{name: name, cmd: []string{"sh", "-c", lifecycleScript}})...)
+	e.waitExec(t, name, "test", "-f", "/tmp/ready")
+
+	e.must(t, e.pause(name)...)
+	if s := e.status(t, name); s != "paused" {
+		t.Errorf("%s after pause: status %q, want paused", e.name, s)
+	}
+	e.must(t, e.resume(name)...)
+	if s := e.status(t, name); s != "running" {
+		t.Errorf("%s after resume: status %q, want running", e.name, s)
+	}
+	if r := e.do(t, e.exec(name, false, "echo", "resumed")...); !r.ok() || r.Stdout != "resumed\n" {
+		t.Errorf("%s exec after resume: exit %d stdout %q", e.name, r.Code, r.Stdout)
+	}
+
+	start := time.Now()
+	e.must(t, e.stop(name)...)
+	e.waitStatus(t, name, "stopped", 20*time.Second)
+	if took := time.Since(start); took > 9*time.Second {
+		t.Errorf("%s stop took %s: SIGTERM was not delivered", e.name, took.Round(time.Millisecond))
+	}
+	if code := e.exitCode(t, name); code != 3 {
+		t.Errorf("%s: exit code after stop %d, want 3 (the SIGTERM trap)", e.name, code)
+	}
+
+	e.must(t, e.restart(name)...)
+	e.waitExec(t, name, "test", "-f", "/tmp/ready")
+	if s := e.status(t, name); s != "running" {
+		t.Errorf("%s after restart: status %q, want running", e.name, s)
+	}
+}
+
+// waitExec retries an exec until it succeeds (10s at most).
+func (e *engine) waitExec(t *testing.T, name string, cmd ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := e.quiet(e.exec(name, false, cmd...)...)
+		if r.ok() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s never succeeded: %s", e.name, strings.Join(cmd, " "), r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (e *engine) waitStatus(t *testing.T, name, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s := e.status(t, name)
+		if s == want {
+			t.Logf("%s is %s", name, s)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: status %q after %s, want %q", e.name, s, timeout, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// normalizeStatus maps the engines' words for a container's state onto
+// running, paused and stopped.
+func normalizeStatus(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "exited", "stopped", "dead":
+		return "stopped"
+	}
+	return s
+}
+
+// inspectStatus and inspectExitCode serve Docker and Podman, whose
+// inspect templates agree.
+func (e *engine) inspectStatus(t *testing.T, name string) string {
+	r := e.quiet("inspect", "--format", "{{.State.Status}}", name)
+	if !r.ok() {
+		t.Logf("%s", r)
+		return "unknown"
+	}
+	return normalizeStatus(r.Stdout)
+}
+
+func (e *engine) inspectExitCode(t *testing.T, name string) int {
+	r := e.do(t, "inspect", "--format", "{{.State.ExitCode}}", name)
+	code, err := strconv.Atoi(strings.TrimSpace(r.Stdout))
+	if !r.ok() || err != nil {
+		return -1
+	}
+	return code
 }
 
 // memoryCgroupPath returns the memory cgroup (v1) or the unified cgroup

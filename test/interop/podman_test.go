@@ -10,8 +10,8 @@ import (
 )
 
 // TestPodman runs Podman (daemonless, with conmon) with --runtime
-// berth-runtime. All of its storage, run and temporary state is private;
-// the runtime gets a private --root through --runtime-flag.
+// berth-runtime. All of Podman's storage, run and temporary state is
+// private.
 func TestPodman(t *testing.T) {
 	requireRoot(t)
 	rt := berthRuntime(t)
@@ -43,8 +43,13 @@ func TestPodman(t *testing.T) {
 			"--storage-driver", "vfs",
 			"--cgroup-manager", "cgroupfs",
 			"--events-backend", "file",
+			// The runtime keeps its own default --root (/run/berth-runtime;
+			// container IDs are random, so they do not collide): Podman 4.3
+			// does not pass --runtime-flag to the `podman container cleanup`
+			// that conmon runs on exit, so a private root given that way
+			// gets no delete and a restart finds the old state ("container
+			// with given ID already exists"), with runc as with berth-runtime.
 			"--runtime", rt,
-			"--runtime-flag", "root=" + filepath.Join(dir, "runtime-root"),
 		},
 		env: []string{
 			"CONTAINERS_CONF=" + conf,
@@ -85,6 +90,15 @@ func TestPodman(t *testing.T) {
 		return append(append(a, name), cmd...)
 	}
 	e.remove = func(name string) [][]string { return [][]string{{"rm", "-f", "-t", "0", name}} }
+	e.pause = func(name string) []string { return []string{"pause", name} }
+	e.resume = func(name string) []string { return []string{"unpause", name} }
+	e.stop = func(name string) []string { return []string{"stop", "-t", "10", name} }
+	e.restart = func(name string) []string { return []string{"start", name} }
+	e.status = e.inspectStatus
+	e.exitCode = e.inspectExitCode
+	e.update = func(name string, memory int64) []string {
+		return []string{"update", "--memory", fmtBytes(memory), name}
+	}
 
 	// Last cleanup to run before the cgroup and the directory go: remove
 	// every container, which also stops their conmon processes.

@@ -165,7 +165,16 @@ func (r result) String() string {
 	if r.timedOut {
 		s += " (timed out)"
 	}
-	return fmt.Sprintf("%s\nstdout: %q\nstderr: %q", s, r.stdout, r.stderr)
+	return fmt.Sprintf("%s\nstdout: %q\nstderr: %q", s, clip(r.stdout), clip(r.stderr))
+}
+
+// clip shortens long output for messages.
+func clip(s string) string {
+	const max = 2000
+	if len(s) <= max {
+		return s
+	}
+	return s[:max/2] + fmt.Sprintf(" [... %d bytes ...] ", len(s)-max) + s[len(s)-max/2:]
 }
 
 // runOpts tunes one runtime invocation.

@@ -357,12 +357,17 @@ func TestMountSymlinkEscape(t *testing.T) {
 		relative bool   // relative symlink climbing out with ../
 		sub      string // destination below the symlink ("" for the link itself)
 		bind     bool   // a bind mount instead of a tmpfs
+		// inRoot creates the link's target inside the rootfs too, so that
+		// resolving in the rootfs finds an existing directory.
+		inRoot bool
 	}{
 		{name: "tmpfs on link"},
 		{name: "tmpfs below link", sub: "sub"},
 		{name: "bind below link", sub: "sub", bind: true},
 		{name: "bind on link", bind: true},
 		{name: "relative link", relative: true, sub: "sub"},
+		{name: "tmpfs on link, target in rootfs", inRoot: true},
+		{name: "bind below link, target in rootfs", sub: "sub", bind: true, inRoot: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -385,6 +390,11 @@ func TestMountSymlinkEscape(t *testing.T) {
 			}
 			if err := os.Symlink(target, filepath.Join(rootfs, "escape")); err != nil {
 				t.Fatal(err)
+			}
+			if tt.inRoot {
+				if err := os.MkdirAll(filepath.Join(rootfs, sentinel, tt.sub), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
 			dest := "/escape"
 			if tt.sub != "" {
@@ -413,6 +423,7 @@ func TestMountSymlinkEscape(t *testing.T) {
 				}
 			} else {
 				t.Logf("create refused the symlinked destination: %q", c.errOutput())
+				assertNothingLeft(t, c.root, c.id, c.bundle)
 			}
 
 			if after := snapshotDir(t, sentinel); !slices.Equal(before, after) {
