@@ -96,6 +96,12 @@ func runInit(sock *syncSock) error {
 	if cfg.Type == "exec" {
 		return execInit(sock, cfg)
 	}
+	// The container init sets up its own /proc files (exec fifo, LSM
+	// attributes) as the container's root, which in a user namespace only
+	// works while dumpable. No other process exists in the container yet.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set dumpable: %w", err)
+	}
 	return containerInit(sock, cfg)
 }
 
@@ -208,11 +214,6 @@ func finishAndExec(sock *syncSock, cfg *initConfig, linux *specs.Linux) error {
 	if proc.IOPriority != nil {
 		if err := applyIOPriority(proc.IOPriority); err != nil {
 			return err
-		}
-	}
-	if proc.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*proc.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("set oom_score_adj: %w", err)
 		}
 	}
 	cwd := proc.Cwd

@@ -210,6 +210,13 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	if werr := cmd.Wait(); werr != nil {
 		return pid, fmt.Errorf("intermediate process: %w", werr)
 	}
+	// oom_score_adj is written from here, with the host's view of the
+	// process (its /proc files are not the container's to write).
+	if p := sc.payload.Process; p != nil && p.OOMScoreAdj != nil {
+		if err := os.WriteFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", []byte(strconv.Itoa(*p.OOMScoreAdj)), 0); err != nil {
+			return pid, fmt.Errorf("set oom_score_adj to %d: %w", *p.OOMScoreAdj, err)
+		}
+	}
 	if sc.onPid != nil {
 		if err := sc.onPid(pid); err != nil {
 			return pid, err

@@ -188,6 +188,12 @@ void berth_nsexec(void)
 		bail("bad _BERTH_INITPIPE %s", pipe_s);
 	}
 
+	// Not dumpable until the container process is exec'd (execve resets
+	// it): processes in the container must not ptrace us or open our
+	// /proc files while we hold the runtime's file descriptors.
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		bail("set non-dumpable");
+
 	// The parent places us in the container's cgroup before we create any
 	// namespace or child, so that everything below inherits it.
 	wait_byte("cgroup setup");

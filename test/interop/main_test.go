@@ -33,13 +33,15 @@ import (
 // whatever their configured roots (containerd's shims put their sockets in
 // /run/containerd/s, dockerd its plugin directory in /run/docker/plugins,
 // Podman netavark's run directory in /run/containers/networks and the image
-// blob-info cache in /var/lib/containers/cache). The ones that did not exist
-// before this package ran are removed when it ends.
+// blob-info cache in /var/lib/containers/cache; with BERTH_RUNTIME=runc,
+// Podman's runc keeps its default root /run/runc). The ones that did not
+// exist before this package ran are removed when it ends.
 var hostLitter = []string{
 	"/run/containerd",
 	"/run/docker",
 	"/run/containers",
 	"/run/libpod",
+	"/run/runc",
 	"/var/lib/containers",
 }
 
