@@ -143,6 +143,12 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		nsexec.EnvJoin + "=" + strings.Join(joins, ";"),
 		nsexec.EnvNew + "=" + strconv.FormatUint(uint64(sc.newFlags), 16),
 	}
+	// The final process is forked with a raw clone (for CLONE_PARENT),
+	// behind glibc's back; glibc must not then try to register rseq for
+	// the Go runtime's threads, which fails at random ("rseq registration
+	// failed"). rseq is only an optimisation; the container process gets
+	// its own environment at exec.
+	env = append(env, "GLIBC_TUNABLES=glibc.pthread.rseq=0")
 	if sc.timeOffsets != "" {
 		env = append(env, nsexec.EnvTimensOffsets+"="+sc.timeOffsets)
 	}
