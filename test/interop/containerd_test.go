@@ -27,15 +27,27 @@ func (c *privateContainerd) ctrCmd(ctx context.Context, timeout time.Duration, n
 	return runCmd(ctx, timeout, nil, c.ctr, append([]string{"--address", c.sock, "--namespace", ns}, args...)...)
 }
 
+type containerdBins struct{ containerd, ctr string }
+
+// needContainerd finds containerd, ctr and the runc v2 shim, or reports the
+// peer as unavailable.
+func needContainerd(t *testing.T) containerdBins {
+	t.Helper()
+	b := containerdBins{
+		containerd: lookBinary(t, "containerd", "containerd"),
+		ctr:        lookBinary(t, "containerd", "ctr"),
+	}
+	lookBinary(t, "containerd", "containerd-shim-runc-v2")
+	return b
+}
+
 // startContainerd starts a private containerd without the CRI plugin (the
 // only one that would configure networks) and registers its shutdown:
 // every task and container in every namespace is removed, containerd is
 // stopped by its PID, and any shim of it still running is killed by PID.
-func startContainerd(t *testing.T, ctx context.Context, dir string) *privateContainerd {
+func startContainerd(t *testing.T, ctx context.Context, bins containerdBins, dir string) *privateContainerd {
 	t.Helper()
-	bin := lookBinary(t, "containerd", "containerd")
-	ctr := lookBinary(t, "containerd", "ctr")
-	lookBinary(t, "containerd", "containerd-shim-runc-v2")
+	bin, ctr := bins.containerd, bins.ctr
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +132,12 @@ func (c *privateContainerd) shutdown(t *testing.T) {
 func TestContainerd(t *testing.T) {
 	requireRoot(t)
 	rt := berthRuntime(t)
+	bins := needContainerd(t)
+	staticBusybox(t)
 	ctx := peerContext(t)
 	dir := tempDir(t, "containerd")
 	cg := newCgroupParent(t)
-	c := startContainerd(t, ctx, filepath.Join(dir, "containerd"))
+	c := startContainerd(t, ctx, bins, filepath.Join(dir, "containerd"))
 
 	const image = "localhost/berth-interop:latest"
 	runtimeRoot := filepath.Join(dir, "runtime-root")

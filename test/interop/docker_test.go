@@ -24,10 +24,12 @@ func TestDocker(t *testing.T) {
 	// The docker.io client matches dockerd's API; a newer client on PATH
 	// negotiates down and also works.
 	docker := lookBinary(t, "docker.io", "/usr/bin/docker", "docker")
+	bins := needContainerd(t)
+	staticBusybox(t)
 	ctx := peerContext(t)
 	dir := tempDir(t, "docker")
 	cg := newCgroupParent(t)
-	ctd := startContainerd(t, ctx, filepath.Join(dir, "containerd"))
+	ctd := startContainerd(t, ctx, bins, filepath.Join(dir, "containerd"))
 
 	daemonJSON, err := json.MarshalIndent(map[string]any{
 		"runtimes": map[string]any{

@@ -100,7 +100,7 @@ func (e *engine) startLong(t *testing.T, name string, memory int64) {
 
 func uniqueName(prefix string) string { return prefix + "-" + randHex(3) }
 
-// scenarios runs the four scenarios every peer must pass with berth-runtime.
+// scenarios runs the scenarios every peer must pass with berth-runtime.
 func (e *engine) scenarios(t *testing.T) {
 	t.Run("echo", e.testEcho)
 	t.Run("exec", e.testExec)

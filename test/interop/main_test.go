@@ -4,7 +4,8 @@
 // berth-runtime in runc's place: Podman (--runtime), containerd's
 // io.containerd.runc.v2 shim (ctr --runc-binary) and dockerd ("runtimes" in
 // daemon.json). Each peer runs containers that print to stdout, are exec'd
-// into, get a TTY and get a memory limit.
+// into, get a TTY and get a memory limit (changed again through the peer's
+// update where it has one), and are paused, resumed, stopped and restarted.
 //
 // Run as root, with the peers installed from Debian (podman, containerd,
 // docker.io) and busybox-static:
@@ -17,16 +18,22 @@
 // binary or privilege fails the test; otherwise it skips with the reason.
 //
 // Nothing here touches the host's own container state: every daemon gets a
-// private root, state directory and socket in a temporary directory, every
+// private root, state directory and socket in a temporary directory (and so
+// does the runtime, through ctr --runc-root and dockerd's exec root; under
+// Podman it keeps its default /run/berth-runtime, see TestPodman), every
 // container's cgroup lives under a /berth-interop-<random> tree that the test
 // removes afterwards, no network is configured (--network none, dockerd
-// --bridge=none --iptables=false), and every command has a timeout.
+// --bridge=none --iptables=false --ip-forward=false), and every command has
+// a timeout. Each peer's test is bounded by BERTH_INTEROP_PEER_TIMEOUT
+// (default 90s) and all of them by BERTH_INTEROP_TIMEOUT (default 3m); a run
+// where all is well takes 15-25s.
 package interop_test
 
 import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 )
 
 // hostLitter lists host paths that the peers create with hard-coded names
@@ -52,6 +59,7 @@ func TestMain(m *testing.M) {
 			preexisting[p] = true
 		}
 	}
+	packageDeadline = time.Now().Add(durationEnv("BERTH_INTEROP_TIMEOUT", defaultPackageBudget))
 	code := m.Run()
 	for _, p := range hostLitter {
 		if preexisting[p] {

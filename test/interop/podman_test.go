@@ -17,6 +17,7 @@ func TestPodman(t *testing.T) {
 	rt := berthRuntime(t)
 	podman := lookBinary(t, "podman", "podman")
 	lookBinary(t, "podman", "conmon", "/usr/libexec/podman/conmon", "/usr/bin/conmon")
+	staticBusybox(t)
 	ctx := peerContext(t)
 
 	dir := tempDir(t, "podman")

@@ -26,12 +26,17 @@ import (
 
 const (
 	// cmdTimeout bounds every peer command that runs a container.
-	cmdTimeout = 60 * time.Second
+	cmdTimeout = 45 * time.Second
 	// cleanupTimeout bounds every command run while cleaning up.
 	cleanupTimeout = 30 * time.Second
 	// defaultPeerBudget bounds one peer's whole test (daemon start, image
-	// import, all subtests); BERTH_INTEROP_PEER_TIMEOUT overrides it.
-	defaultPeerBudget = 150 * time.Second
+	// import, all subtests; about 10s when all is well);
+	// BERTH_INTEROP_PEER_TIMEOUT overrides it.
+	defaultPeerBudget = 90 * time.Second
+	// defaultPackageBudget bounds all peers together (cleanups come on top,
+	// each command in them bounded by cleanupTimeout);
+	// BERTH_INTEROP_TIMEOUT overrides it.
+	defaultPackageBudget = 3 * time.Minute
 	// cgroupPrefix names every cgroup tree this package creates; nothing
 	// outside such a tree is ever touched.
 	cgroupPrefix = "berth-interop-"
@@ -97,18 +102,27 @@ func lookBinary(t *testing.T, pkg string, candidates ...string) string {
 	return ""
 }
 
-// peerContext bounds one peer's test: the budget, and well before the go
-// test deadline so that cleanups still run.
-func peerContext(t *testing.T) context.Context {
-	budget := defaultPeerBudget
-	if v := os.Getenv("BERTH_INTEROP_PEER_TIMEOUT"); v != "" {
+// packageDeadline is when every peer's budget ends, set by TestMain.
+var packageDeadline time.Time
+
+func durationEnv(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			t.Fatalf("BERTH_INTEROP_PEER_TIMEOUT=%q: %v", v, err)
+			panic(fmt.Sprintf("%s=%q: %v", name, v, err))
 		}
-		budget = d
+		return d
 	}
-	deadline := time.Now().Add(budget)
+	return def
+}
+
+// peerContext bounds one peer's test: its budget, the package's, and well
+// before the go test deadline so that cleanups still run.
+func peerContext(t *testing.T) context.Context {
+	deadline := time.Now().Add(durationEnv("BERTH_INTEROP_PEER_TIMEOUT", defaultPeerBudget))
+	if !packageDeadline.IsZero() && packageDeadline.Before(deadline) {
+		deadline = packageDeadline
+	}
 	if d, ok := t.Deadline(); ok {
 		if limit := d.Add(-60 * time.Second); limit.Before(deadline) {
 			deadline = limit
@@ -262,7 +276,11 @@ func removeTree(dir string) error {
 	if left := mountsUnder(dir); len(left) > 0 {
 		return fmt.Errorf("still mounted: %v", left)
 	}
-	r := runCmd(context.Background(), cleanupTimeout, nil, "rm", "-rf", "--one-file-system", dir)
+	rm := "/bin/rm"
+	if p, err := exec.LookPath("rm"); err == nil {
+		rm = p
+	}
+	r := runCmd(context.Background(), cleanupTimeout, nil, rm, "-rf", "--one-file-system", dir)
 	if !r.ok() {
 		return fmt.Errorf("%s", r)
 	}
