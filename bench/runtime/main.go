@@ -152,7 +152,7 @@ func main() {
 
 	rep := &report{
 		Bench: "runtime", Time: time.Now().UTC().Format(time.RFC3339),
-		Host: hostInfo(), N: *n, Warmup: *warmup, RSSN: *rssN,
+		Host: hostInfo(*stateDir), N: *n, Warmup: *warmup, RSSN: *rssN,
 		Runtimes: map[string]*rtResult{}, Ratios: map[string]float64{},
 	}
 	samples := map[string][]sample{}
@@ -488,7 +488,8 @@ func printTable(w0 *os.File, rep *report, rts []rt, base string) {
 		partial = fmt.Sprintf(" (INTERRUPTED: of %d requested)", rep.N)
 	}
 	fmt.Fprintf(w0, "\nberth runtime benchmark: %d timed iterations%s (+%d warm-up) per runtime, round-robin; `run` of `true` then `delete -f`\n", done, partial, rep.Warmup)
-	fmt.Fprintf(w0, "host: %s, %s CPUs, kernel %s\n\n", rep.Host["cpu"], rep.Host["cpus"], rep.Host["kernel"])
+	fmt.Fprintf(w0, "host: %s, %s CPUs, kernel %s, load average %s at start; state dirs on %s\n\n",
+		rep.Host["cpu"], rep.Host["cpus"], rep.Host["kernel"], rep.Host["loadavg"], rep.Host["state_fs"])
 	w := tabwriter.NewWriter(w0, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "runtime\tversion\trun p10\trun median\trun p90\tdelete median\trun+delete p10\trun+delete median\trun+delete p90\tmax RSS KB (median/max)\tcgroups left\tstray dirs\t")
 	for _, r := range rts {
@@ -584,8 +585,28 @@ func version(path string) string {
 	return f[len(f)-1]
 }
 
-func hostInfo() map[string]string {
+func hostInfo(stateDir string) map[string]string {
 	h := map[string]string{"cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version()}
+	var fs syscall.Statfs_t
+	if syscall.Statfs(stateDir, &fs) == nil {
+		switch fs.Type {
+		case 0x01021994:
+			h["state_fs"] = "tmpfs"
+		case 0xef53:
+			h["state_fs"] = "ext4"
+		case 0x58465342:
+			h["state_fs"] = "xfs"
+		case 0x9123683e:
+			h["state_fs"] = "btrfs"
+		case 0x794c7630:
+			h["state_fs"] = "overlayfs"
+		default:
+			h["state_fs"] = fmt.Sprintf("0x%x", fs.Type)
+		}
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		h["loadavg"] = strings.Join(strings.Fields(string(l))[:3], " ")
+	}
 	var u syscall.Utsname
 	if syscall.Uname(&u) == nil {
 		h["kernel"] = cstr(u.Release[:])
