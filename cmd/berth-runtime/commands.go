@@ -322,31 +322,26 @@ func parseSignal(s string) (unix.Signal, error) {
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
 	}
-	// Real-time signals: SIGRTMIN+n, SIGRTMAX-n.
+	// Real-time signals: SIGRTMIN, SIGRTMIN+n, SIGRTMAX, SIGRTMAX-n.
 	const rtmin, rtmax = 34, 64
-	if rest, ok := strings.CutPrefix(name, "SIGRTMIN"); ok {
-		n := 0
-		if rest != "" {
-			v, err := strconv.Atoi(strings.TrimPrefix(rest, "+"))
-			if err != nil {
-				return 0, fmt.Errorf("%w: unknown signal %q", container.ErrInvalidInput, s)
-			}
-			n = v
+	offset := func(rest, sign string) (int, bool) {
+		if rest == "" {
+			return 0, true
 		}
-		if rtmin+n <= rtmax {
+		digits, ok := strings.CutPrefix(rest, sign)
+		if !ok || digits == "" {
+			return 0, false
+		}
+		n, err := strconv.Atoi(digits)
+		return n, err == nil && n >= 0
+	}
+	if rest, ok := strings.CutPrefix(name, "SIGRTMIN"); ok {
+		if n, ok := offset(rest, "+"); ok && rtmin+n <= rtmax {
 			return unix.Signal(rtmin + n), nil
 		}
 	}
 	if rest, ok := strings.CutPrefix(name, "SIGRTMAX"); ok {
-		n := 0
-		if rest != "" {
-			v, err := strconv.Atoi(strings.TrimPrefix(rest, "-"))
-			if err != nil {
-				return 0, fmt.Errorf("%w: unknown signal %q", container.ErrInvalidInput, s)
-			}
-			n = v
-		}
-		if rtmax-n >= rtmin {
+		if n, ok := offset(rest, "-"); ok && rtmax-n >= rtmin {
 			return unix.Signal(rtmax - n), nil
 		}
 	}

@@ -341,3 +341,28 @@ func TestParseSubCgroups(t *testing.T) {
 		}
 	}
 }
+
+func TestCgroupResourcesHonoursSpecDenies(t *testing.T) {
+	one, three := int64(1), int64(3)
+	in := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: false, Type: "c", Major: &one, Minor: &three, Access: "w"},
+	}}
+	out := cgroupResources(in)
+	var null *specs.LinuxDeviceCgroup
+	for i, d := range out.Devices[2:] {
+		if d.Type == "c" && d.Major != nil && *d.Major == 1 && d.Minor != nil && *d.Minor == 3 {
+			null = &out.Devices[2+i]
+		}
+	}
+	if null == nil || null.Access != "rm" {
+		t.Fatalf("default /dev/null rule = %+v, want access rm", null)
+	}
+	// A deny of everything on major 1 drops those defaults entirely.
+	in = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Type: "c", Major: &one, Access: "rwm"}}}
+	for _, d := range cgroupResources(in).Devices[1:] {
+		if d.Major != nil && *d.Major == 1 {
+			t.Fatalf("rule %+v survived a deny of c 1:*", d)
+		}
+	}
+}

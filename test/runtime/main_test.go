@@ -15,7 +15,6 @@
 package runtime_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -45,11 +44,6 @@ var runtimeBin string
 // cgroupParent is the cgroup directory, below each v1 hierarchy, under which
 // every test container gets its own cgroup (cgroupParent/<id>).
 const cgroupParent = "berth-it"
-
-// markerEnv names the environment variable that tags every process these
-// tests start (runtime invocations, container processes, hooks) with the
-// container id, so that leftovers can be found without guessing by name.
-const markerEnv = "BERTH_IT_ID"
 
 // Default time bounds.
 const (
@@ -185,14 +179,13 @@ type runOpts struct {
 	// the capture files; a container created by the command inherits them.
 	stdout, stderr *os.File
 	dir            string // working directory
-	env            []string
 }
 
 // invoke runs bin with args. Output goes to files, never pipes, so that a
 // container that inherits the runtime's stdio cannot keep Wait blocked.
-func invoke(t *testing.T, bin, id string, o runOpts, args ...string) result {
+func invoke(t *testing.T, bin string, o runOpts, args ...string) result {
 	t.Helper()
-	r, err := invokeErr(bin, id, o, args...)
+	r, err := invokeErr(bin, o, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +194,7 @@ func invoke(t *testing.T, bin, id string, o runOpts, args ...string) result {
 
 // invokeErr is invoke for use outside the test goroutine: it returns
 // unexpected errors instead of failing the test.
-func invokeErr(bin, id string, o runOpts, args ...string) (result, error) {
+func invokeErr(bin string, o runOpts, args ...string) (result, error) {
 	r := result{args: args}
 	if o.timeout == 0 {
 		o.timeout = cmdTimeout
@@ -210,7 +203,6 @@ func invokeErr(bin, id string, o runOpts, args ...string) (result, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = o.dir
-	cmd.Env = append(append(os.Environ(), markerEnv+"="+id), o.env...)
 	cmd.Stdin = o.stdin
 	cmd.WaitDelay = 2 * time.Second
 	outF, errF := o.stdout, o.stderr
@@ -315,8 +307,10 @@ func newCtrIn(t *testing.T, root string) *ctr {
 	if err := json.Unmarshal(data, c.spec); err != nil {
 		t.Fatalf("berth-runtime spec wrote invalid JSON: %v\n%s", err, data)
 	}
+	if c.spec.Process == nil || c.spec.Linux == nil || c.spec.Root == nil {
+		t.Fatalf("berth-runtime spec lacks process, root or linux:\n%s", data)
+	}
 	c.spec.Process.Terminal = false
-	c.spec.Process.Env = append(c.spec.Process.Env, markerEnv+"="+c.id)
 	c.spec.Linux.CgroupsPath = "/" + cgroupParent + "/" + c.id
 	return c
 }
@@ -328,7 +322,7 @@ func (c *ctr) rt(o runOpts, args ...string) result {
 	if o.dir == "" {
 		o.dir = c.bundle
 	}
-	return invoke(c.t, c.bin, c.id, o, append([]string{"--root", c.root}, args...)...)
+	return invoke(c.t, c.bin, o, append([]string{"--root", c.root}, args...)...)
 }
 
 // rtAsync starts the runtime with args in the background; the channel
@@ -341,7 +335,7 @@ func (c *ctr) rtAsync(o runOpts, args ...string) <-chan result {
 	done := make(chan result, 1)
 	full := append([]string{"--root", c.root}, args...)
 	go func() {
-		r, err := invokeErr(c.bin, c.id, o, full...)
+		r, err := invokeErr(c.bin, o, full...)
 		if err != nil {
 			r.code, r.stderr = -2, err.Error()
 		}
@@ -543,7 +537,7 @@ func (c *ctr) readCgroup(controller, name string) string {
 
 // cleanup deletes the container and removes anything it left.
 func (c *ctr) cleanup() {
-	r := invoke(c.t, c.bin, c.id, runOpts{timeout: 20 * time.Second}, "--root", c.root, "delete", "-f", c.id)
+	r := invoke(c.t, c.bin, runOpts{timeout: 20 * time.Second}, "--root", c.root, "delete", "-f", c.id)
 	if r.code != 0 && !strings.Contains(r.stderr, "does not exist") {
 		c.t.Logf("cleanup: %v", r)
 	}
@@ -633,16 +627,17 @@ func poll(timeout time.Duration, f func() bool) bool {
 }
 
 // leftoverProcs lists the live processes that belong to container id: in
-// one of its cgroups, tagged with its marker in the environment, or with
-// root or working directory under one of paths (such as its bundle).
+// one of its cgroups, with the id as a command-line argument (a runtime
+// command), or with root or working directory under one of paths (such as
+// its bundle: the container's processes, and hooks, which run in the
+// bundle). Other processes' environments are not read.
 func leftoverProcs(id string, paths ...string) []string {
 	entries, _ := os.ReadDir("/proc")
 	self := os.Getpid()
-	marker := []byte(markerEnv + "=" + id + "\x00")
 	var found []string
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+		if err != nil || pid == self || pid == 1 {
 			continue
 		}
 		dir := filepath.Join("/proc", e.Name())
@@ -655,8 +650,10 @@ func leftoverProcs(id string, paths ...string) []string {
 				}
 			}
 		}
-		if env, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil && bytes.Contains(append([]byte{0}, env...), append([]byte{0}, marker...)) {
-			why = "environment marker"
+		if cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
+			if slices.Contains(strings.Split(string(cmdline), "\x00"), id) {
+				why = "command line " + strings.ReplaceAll(strings.TrimRight(string(cmdline), "\x00"), "\x00", " ")
+			}
 		}
 		for _, link := range []string{"root", "cwd"} {
 			target, err := os.Readlink(filepath.Join(dir, link))
@@ -672,10 +669,10 @@ func leftoverProcs(id string, paths ...string) []string {
 		if why == "" {
 			continue
 		}
-		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
 		if st, err := os.ReadFile(filepath.Join(dir, "stat")); err == nil && isZombie(string(st)) {
 			continue
 		}
+		comm, _ := os.ReadFile(filepath.Join(dir, "comm"))
 		found = append(found, fmt.Sprintf("pid %d (%s): %s", pid, strings.TrimSpace(string(comm)), why))
 	}
 	return found
@@ -732,17 +729,6 @@ func parseNS(out string) map[string]string {
 	return m
 }
 
-// parseKV parses lines "Key:\tvalue" (caps output) into a map.
-func parseKV(out string) map[string]string {
-	m := map[string]string{}
-	for line := range strings.Lines(out) {
-		if k, v, ok := strings.Cut(line, ":"); ok {
-			m[k] = strings.TrimSpace(v)
-		}
-	}
-	return m
-}
-
 // hasLine reports whether out has a line equal to line.
 func hasLine(out, line string) bool {
 	for l := range strings.Lines(out) {
@@ -768,11 +754,7 @@ func mount(dest, typ, src string, opts ...string) specs.Mount {
 }
 
 // intp and friends return pointers for spec fields.
-func intp(v int) *int          { return &v }
-func i64p(v int64) *int64      { return &v }
-func u64p(v uint64) *uint64    { return &v }
-func boolp(v bool) *bool       { return &v }
-func u32p(v uint32) *uint32    { return &v }
-func u16p(v uint16) *uint16    { return &v }
-func strp(v string) *string    { return &v }
-func fmodep(v os.FileMode) any { return v }
+func intp(v int) *int       { return &v }
+func i64p(v int64) *int64   { return &v }
+func u64p(v uint64) *uint64 { return &v }
+func u32p(v uint32) *uint32 { return &v }

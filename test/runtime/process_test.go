@@ -224,27 +224,20 @@ func TestConsoleSocket(t *testing.T) {
 	}
 	c.must("start")
 
-	// Read until the slave side is closed (EIO) or the bound passes.
-	outc := make(chan string, 1)
-	go func() {
-		var buf strings.Builder
-		b := make([]byte, 4096)
-		for {
-			n, err := master.Read(b)
-			buf.Write(b[:n])
-			if err != nil || strings.Contains(buf.String(), "\n") {
-				outc <- buf.String()
-				return
-			}
+	// Read until a full line arrives, the slave side is closed (EIO) or
+	// the deadline passes (the fd was made non-blocking, so os.File
+	// supports deadlines).
+	master.SetReadDeadline(time.Now().Add(waitTimeout))
+	var buf strings.Builder
+	b := make([]byte, 4096)
+	for !strings.Contains(buf.String(), "\n") {
+		n, err := master.Read(b)
+		buf.Write(b[:n])
+		if err != nil {
+			break
 		}
-	}()
-	var out string
-	select {
-	case out = <-outc:
-	case <-time.After(waitTimeout):
-		master.Close()
-		out = <-outc
 	}
+	out := buf.String()
 	if want := "tty rows=37 cols=123"; !strings.Contains(out, want) {
 		t.Errorf("output on the pty master: %q, want %q", out, want)
 	}
@@ -280,6 +273,9 @@ func receiveMaster(ln *net.UnixListener, timeout time.Duration) (*os.File, error
 			syscall.Close(fd)
 		}
 		if len(fds) > 0 {
+			if err := syscall.SetNonblock(fds[0], true); err != nil {
+				return nil, err
+			}
 			return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 		}
 	}
