@@ -375,15 +375,27 @@ func runCommand(ctx context.Context, g *globals, fs *flagSet, args []string) err
 		o.ConsoleConn = tty.remote
 	}
 	st := g.store()
-	// Forward signals from the start, so none is lost between start and wait.
+	// Forward signals from before start, so none is lost between start and
+	// wait. Subscribing takes a round trip per signal with the Go runtime's
+	// signal thread, so it overlaps with create.
 	sigs := make(chan os.Signal, 64)
-	if !detach {
-		signal.Notify(sigs)
-		defer signal.Stop(sigs)
+	subscribed := make(chan struct{})
+	if detach {
+		close(subscribed)
+	} else {
+		go func() {
+			signal.Notify(sigs, forwardedSignals...)
+			close(subscribed)
+		}()
+		defer func() {
+			<-subscribed
+			signal.Stop(sigs)
+		}()
 	}
 	if err := st.Create(ctx, o); err != nil {
 		return err
 	}
+	<-subscribed
 	cleanup := func() {
 		if !fs.Bool("keep") {
 			if _, err := st.Delete(id, true); err != nil {
@@ -423,6 +435,15 @@ func absBundle(b string) string {
 		return b
 	}
 	return a
+}
+
+// forwardedSignals are relayed to a foreground container's process.
+// Subscribing to every signal costs milliseconds at start-up, so the list
+// names those a user or supervisor sends to a foreground runtime, plus
+// SIGWINCH for terminal resizes.
+var forwardedSignals = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGALRM, unix.SIGCONT, unix.SIGWINCH, unix.SIGPWR, unix.SIGVTALRM, unix.SIGPROF,
 }
 
 // waitForwarding waits for pid (our child) while forwarding signals to it.
@@ -502,7 +523,7 @@ func execCommand(ctx context.Context, g *globals, fs *flagSet, args []string) er
 	}
 	sigs := make(chan os.Signal, 64)
 	if !detach {
-		signal.Notify(sigs)
+		signal.Notify(sigs, forwardedSignals...)
 		defer signal.Stop(sigs)
 	}
 	var pid int

@@ -89,10 +89,7 @@ func (s *Store) Start(id string) (warnings []error, err error) {
 	if err := awaitFifo(fifoPath, r); err != nil {
 		return nil, err
 	}
-	r.Started = true
-	if err := s.save(r); err != nil {
-		return nil, err
-	}
+	// Without the fifo the container counts as started; no state write.
 	_ = os.Remove(fifoPath)
 	if r.Spec.Hooks != nil && len(r.Spec.Hooks.Poststart) > 0 {
 		// poststart hooks run after the user process is executed.

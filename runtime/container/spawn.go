@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -88,11 +89,6 @@ type spawnConfig struct {
 // spawn starts the process and drives it until it reports ready. It returns
 // the pid of the final process, which is a child of the caller.
 func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
-	exe, err := cloneSelf()
-	if err != nil {
-		return 0, err
-	}
-	defer exe.Close()
 
 	parentSock, childSock, err := newSyncPair()
 	if err != nil {
@@ -114,7 +110,6 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	}
 	syncFd := fdOf(childSock.f)
 	cfgFd := fdOf(cfgR)
-	exeFd := fdOf(exe)
 	sc.payload.FifoFd, sc.payload.ConsoleFd = -1, -1
 	if sc.fifo != nil {
 		sc.payload.FifoFd = fdOf(sc.fifo)
@@ -153,7 +148,6 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		env = append(env, nsexec.EnvTimensOffsets+"="+sc.timeOffsets)
 	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/fd/" + strconv.Itoa(exeFd),
 		Args:       []string{"berth-runtime", InitArg},
 		Env:        env,
 		Stdin:      sc.stdin,
@@ -162,7 +156,8 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		ExtraFiles: extra,
 		Dir:        "/",
 	}
-	if err := cmd.Start(); err != nil {
+	ownMountNS := sc.newFlags&unix.CLONE_NEWNS != 0 || hasJoin(sc.joins, "mnt")
+	if err := startProtected(cmd, ownMountNS); err != nil {
 		return 0, fmt.Errorf("start init process: %w", err)
 	}
 	childSock.Close()
@@ -187,14 +182,22 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	stop := context.AfterFunc(ctx, func() { parentSock.f.Close() })
 	defer stop()
 
-	if sc.applyCgroup != nil {
-		if err := sc.applyCgroup(stage1); err != nil {
-			return 0, err
+	// Joining cgroups (a grace period of the kernel's RCU each on cgroup
+	// v1) overlaps with the child's namespace setup.
+	cgDone := make(chan error, 1)
+	go func() {
+		if sc.applyCgroup == nil {
+			cgDone <- nil
+			return
 		}
-	}
-	if err := parentSock.sendByte(); err != nil {
-		return 0, childFailure(parentSock, err)
-	}
+		cgDone <- sc.applyCgroup(stage1)
+	}()
+	cgWaited := false
+	defer func() {
+		if !cgWaited {
+			<-cgDone
+		}
+	}()
 	if sc.newFlags&unix.CLONE_NEWUSER != 0 {
 		m, _, err := parentSock.expect(msgUsermap)
 		if err != nil {
@@ -206,6 +209,13 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		if err := parentSock.sendByte(); err != nil {
 			return 0, err
 		}
+	}
+	cgWaited = true
+	if err := <-cgDone; err != nil {
+		return 0, err
+	}
+	if err := parentSock.sendByte(); err != nil {
+		return 0, childFailure(parentSock, err)
 	}
 	m, _, err := parentSock.expect(msgPid)
 	if err != nil {
@@ -312,6 +322,65 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 		return fmt.Errorf("write gid_map: %w", err)
 	}
 	return nil
+}
+
+// startProtected starts cmd, which runs the runtime's own binary, so that
+// no process in the container can write that binary through
+// /proc/<pid>/exe (CVE-2019-5736). The binary is executed from a read-only
+// bind mount of itself, made in a private mount namespace of a thread that
+// is discarded afterwards: cheap (a few syscalls), and the read-only mount
+// stays attached to every reference to the executable. Where that is not
+// possible (no CAP_SYS_ADMIN), a sealed in-memory copy is executed instead.
+//
+// The private namespace is inherited by the child, so it is only used when
+// the child moves on to a mount namespace of its own (new or joined); a
+// container sharing the runtime's mount namespace gets the copy.
+func startProtected(cmd *exec.Cmd, ownMountNS bool) error {
+	if ownMountNS {
+		errc := make(chan error, 1)
+		go func() {
+			// Never unlocked: the thread's mount namespace differs from
+			// the process's, so the thread ends with this goroutine.
+			runtime.LockOSThread()
+			errc <- startFromReadOnlyBind(cmd)
+		}()
+		err := <-errc
+		if err == nil || !errors.Is(err, errNoReadOnlyBind) {
+			return err
+		}
+	}
+	exe, cerr := cloneSelf()
+	if cerr != nil {
+		return cerr
+	}
+	defer exe.Close()
+	cmd.ExtraFiles = append(cmd.ExtraFiles, exe)
+	cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(cmd.ExtraFiles))
+	return cmd.Start()
+}
+
+var errNoReadOnlyBind = errors.New("cannot bind the runtime binary read-only")
+
+func startFromReadOnlyBind(cmd *exec.Cmd) error {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil || strings.HasSuffix(self, " (deleted)") {
+		return errNoReadOnlyBind
+	}
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return errNoReadOnlyBind
+	}
+	// Nothing done in this namespace may propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return errNoReadOnlyBind
+	}
+	if err := unix.Mount(self, self, "", unix.MS_BIND, ""); err != nil {
+		return errNoReadOnlyBind
+	}
+	if err := unix.Mount("", self, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return errNoReadOnlyBind
+	}
+	cmd.Path = self
+	return cmd.Start()
 }
 
 // cloneSelf returns a sealed, read-only in-memory copy of the running

@@ -73,8 +73,6 @@ type record struct {
 	CgroupPaths   map[string]string `json:"cgroup_paths,omitempty"`
 	// NamespacePaths maps namespace types to the paths exec joins.
 	NamespacePaths map[string]string `json:"namespace_paths,omitempty"`
-	// Started is set once start has released the init.
-	Started bool `json:"started,omitempty"`
 }
 
 // State is the OCI state of a container, in runc's JSON shape (runc adds
@@ -215,10 +213,9 @@ func (s *Store) status(r *record) string {
 	if !r.initAlive() {
 		return StatusStopped
 	}
-	if !r.Started {
-		if _, err := os.Stat(filepath.Join(s.dir(r.ID), fifoName)); err == nil {
-			return StatusCreated
-		}
+	// The exec fifo exists from create until start.
+	if _, err := os.Stat(filepath.Join(s.dir(r.ID), fifoName)); err == nil {
+		return StatusCreated
 	}
 	if m, err := r.cgroup(); err == nil {
 		if frozen, err := m.State(); err == nil && frozen {
