@@ -344,6 +344,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		NewMountNS:   flags&unix.CLONE_NEWNS != 0 || hasJoin(joins, "mnt"),
 		NewNetNS:     flags&unix.CLONE_NEWNET != 0,
 		NewCgroupNS:  flags&unix.CLONE_NEWCGROUP != 0,
+		CgroupPaths:  mgr.Paths(),
 		NewUTSNS:     hasNewNS(spec.Linux, specs.UTSNamespace) || hasJoin(joins, "uts"),
 		State:        state,
 	}
@@ -365,11 +366,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 			if err := mgr.Apply(pid); err != nil {
 				return err
 			}
-			if err := mgr.Set(resources); err != nil {
-				return err
-			}
-			payload.CgroupPaths = mgr.Paths()
-			return nil
+			return mgr.Set(resources)
 		},
 		onPid: func(pid int) error {
 			_, start, err := procStat(pid)

@@ -105,6 +105,34 @@ func runInit(sock *syncSock) error {
 	return containerInit(sock, cfg)
 }
 
+// cgroupWait blocks until the runtime has joined this process to the
+// container's cgroup (it does so while the init sets up), then creates the
+// container's cgroup namespace, rooted there, if one was asked for.
+type cgroupWait struct {
+	sock   *syncSock
+	newNS  bool
+	joined bool
+}
+
+func (c *cgroupWait) wait() error {
+	if c.joined {
+		return nil
+	}
+	if _, _, err := c.sock.expect(msgCgroup); err != nil {
+		return fmt.Errorf("wait for cgroup: %w", err)
+	}
+	c.joined = true
+	if c.newNS {
+		// The init runs on its locked main thread, which execs the
+		// container process: that thread's namespace is the one that
+		// counts.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
+	return nil
+}
+
 // containerInit sets up a new container and waits for start.
 func containerInit(sock *syncSock, cfg *initConfig) error {
 	spec := cfg.Spec
@@ -137,8 +165,13 @@ func containerInit(sock *syncSock, cfg *initConfig) error {
 		}
 	}
 
-	rs := &rootfsSetup{cfg: cfg, spec: spec, linux: &linux}
+	cg := &cgroupWait{sock: sock, newNS: cfg.NewCgroupNS}
+	rs := &rootfsSetup{cfg: cfg, spec: spec, linux: &linux, cgroup: cg}
 	if err := rs.prepare(); err != nil {
+		return err
+	}
+	// Hooks and everything after must run in the container's cgroup.
+	if err := cg.wait(); err != nil {
 		return err
 	}
 	// createRuntime hooks run in the runtime's namespaces once the mounts
@@ -188,6 +221,10 @@ func containerInit(sock *syncSock, cfg *initConfig) error {
 
 // execInit runs a process inside an existing container's namespaces.
 func execInit(sock *syncSock, cfg *initConfig) error {
+	cg := &cgroupWait{sock: sock}
+	if err := cg.wait(); err != nil {
+		return err
+	}
 	if cfg.Process.Terminal {
 		if _, err := unix.Setsid(); err != nil {
 			return fmt.Errorf("setsid: %w", err)

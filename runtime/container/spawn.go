@@ -136,7 +136,7 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd),
 		envConfigPipe + "=" + strconv.Itoa(cfgFd),
 		nsexec.EnvJoin + "=" + strings.Join(joins, ";"),
-		nsexec.EnvNew + "=" + strconv.FormatUint(uint64(sc.newFlags), 16),
+		nsexec.EnvNew + "=" + strconv.FormatUint(uint64(sc.newFlags&^unix.CLONE_NEWCGROUP), 16),
 	}
 	// The final process is forked with a raw clone (for CLONE_PARENT),
 	// behind glibc's back; glibc must not then try to register rseq for
@@ -162,7 +162,6 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	}
 	childSock.Close()
 	cfgR.Close()
-	stage1 := cmd.Process.Pid
 	stage1Done := false
 	defer func() {
 		if !stage1Done {
@@ -182,22 +181,6 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	stop := context.AfterFunc(ctx, func() { parentSock.f.Close() })
 	defer stop()
 
-	// Joining cgroups (a grace period of the kernel's RCU each on cgroup
-	// v1) overlaps with the child's namespace setup.
-	cgDone := make(chan error, 1)
-	go func() {
-		if sc.applyCgroup == nil {
-			cgDone <- nil
-			return
-		}
-		cgDone <- sc.applyCgroup(stage1)
-	}()
-	cgWaited := false
-	defer func() {
-		if !cgWaited {
-			<-cgDone
-		}
-	}()
 	if sc.newFlags&unix.CLONE_NEWUSER != 0 {
 		m, _, err := parentSock.expect(msgUsermap)
 		if err != nil {
@@ -209,13 +192,6 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		if err := parentSock.sendByte(); err != nil {
 			return 0, err
 		}
-	}
-	cgWaited = true
-	if err := <-cgDone; err != nil {
-		return 0, err
-	}
-	if err := parentSock.sendByte(); err != nil {
-		return 0, childFailure(parentSock, err)
 	}
 	m, _, err := parentSock.expect(msgPid)
 	if err != nil {
@@ -250,6 +226,18 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		cfgW.Close()
 		werrc <- err
 	}()
+
+	// Joining the cgroups (on cgroup v1, a grace period of the kernel's RCU
+	// for each hierarchy) overlaps with the child's own setup; the child
+	// waits for this message before anything that needs its cgroup.
+	if sc.applyCgroup != nil {
+		if err := sc.applyCgroup(pid); err != nil {
+			return pid, err
+		}
+	}
+	if err := parentSock.send(syncMsg{Type: msgCgroup}, -1); err != nil {
+		return pid, childFailure(parentSock, err)
+	}
 
 	for {
 		m, fd, err := parentSock.recv()

@@ -10,9 +10,6 @@
 // Protocol on the socket (fd named by _BERTH_INITPIPE):
 //   child  -> parent: {"type":"usermap","pid":N}\n when it needs uid/gid maps
 //   parent -> child: one byte once the maps are written
-//   parent -> child: one byte once the child has been placed in its cgroup
-//                    (the parent does that while the child sets up its
-//                    namespaces)
 //   child  -> parent: {"type":"pid","pid":N}\n the pid of the process that
 //                     goes on (the container init or exec'd process)
 //   child  -> parent: {"type":"error","message":"..."}\n on failure
@@ -236,16 +233,11 @@ void berth_nsexec(void)
 			(void)setresuid(0, 0, 0);
 		flags &= ~(unsigned long)CLONE_NEWUSER;
 	}
-	// The parent places us in the container's cgroup meanwhile; a new
-	// cgroup namespace must be rooted there, and the final process must
-	// start there, so both wait for it.
-	unsigned long cgroupns = flags & (unsigned long)CLONE_NEWCGROUP;
-	flags &= ~cgroupns;
+	// (A new cgroup namespace is not created here: it must be rooted in
+	// the container's cgroup, which the runtime joins the final process to
+	// while it sets up; the Go side unshares it then.)
 	if (flags != 0 && unshare((int)flags) < 0)
 		bail("unshare namespaces 0x%lx", flags);
-	wait_byte("cgroup setup");
-	if (cgroupns != 0 && unshare(CLONE_NEWCGROUP) < 0)
-		bail("unshare cgroup namespace");
 
 	if (flags & CLONE_NEWTIME) {
 		const char *off = getenv("_BERTH_TIMENS_OFFSETS");
