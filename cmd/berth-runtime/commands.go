@@ -365,6 +365,7 @@ func runCommand(ctx context.Context, g *globals, fs *flagSet, args []string) err
 	if err != nil {
 		return err
 	}
+	o.Spec = spec
 	var tty *ttyProxy
 	if spec.Process != nil && spec.Process.Terminal && !detach {
 		tty, err = newTTYProxy()

@@ -234,6 +234,30 @@ func (m *Manager) Apply(pid int) error {
 	return nil
 }
 
+// Join moves pid into the cgroup(s) created earlier by Apply(-1): only
+// the cgroup.procs writes, none of Apply's setup (which it already did).
+func (m *Manager) Join(pid int) error {
+	if pid <= 0 {
+		return fmt.Errorf("cgroup %s: join: invalid pid %d", m.name(), pid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dirs := make([]string, 0, len(m.paths))
+	seen := map[string]bool{}
+	for _, p := range m.paths {
+		if !seen[p] {
+			seen[p] = true
+			dirs = append(dirs, p)
+		}
+	}
+	for _, dir := range dirs {
+		if err := cgroups.WriteCgroupProc(dir, pid); err != nil {
+			return fmt.Errorf("cgroup %s: join pid %d: %w", m.name(), pid, err)
+		}
+	}
+	return nil
+}
+
 // Set applies resources; it is also what `update` uses. Unset fields are
 // left as they are, and so are the device rules when r has none. In v2 the
 // controllers r needs are enabled in the ancestors first if they are not

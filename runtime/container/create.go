@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -40,6 +41,9 @@ type CreateOpts struct {
 	Stderr      io.Writer
 	// CgroupParent places empty and relative cgroup paths (default /berth).
 	CgroupParent string
+	// Spec, when set, is the bundle's configuration already loaded with
+	// LoadSpec (saves reading it twice).
+	Spec *specs.Spec
 }
 
 // nsNames maps runtime-spec namespace types to kernel names and flags.
@@ -225,9 +229,11 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("bundle path: %w", err)
 	}
-	spec, err := LoadSpec(bundle)
-	if err != nil {
-		return err
+	spec := o.Spec
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return err
+		}
 	}
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
@@ -265,11 +271,13 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		Spec:    spec,
 	}
 	var mgr *cgroup.Manager
+	var cgPrepared func() error
 	defer func() {
 		if retErr == nil {
 			return
 		}
 		if mgr != nil {
+			_ = cgPrepared()
 			_ = mgr.Destroy()
 		}
 		os.RemoveAll(dir)
@@ -299,6 +307,17 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 	if err != nil {
 		return err
 	}
+	// The cgroup is created and configured while the init starts; only
+	// joining it waits for the init's pid.
+	cgErr := make(chan error, 1)
+	go func() {
+		err := mgr.Apply(-1)
+		if err == nil {
+			err = mgr.Set(resources)
+		}
+		cgErr <- err
+	}()
+	cgPrepared = sync.OnceValue(func() error { return <-cgErr })
 
 	var console *os.File
 	if spec.Process != nil && spec.Process.Terminal {
@@ -363,10 +382,10 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		idmaps:      idmaps,
 		payload:     payload,
 		applyCgroup: func(pid int) error {
-			if err := mgr.Apply(pid); err != nil {
+			if err := cgPrepared(); err != nil {
 				return err
 			}
-			return mgr.Set(resources)
+			return mgr.Join(pid)
 		},
 		onPid: func(pid int) error {
 			_, start, err := procStat(pid)

@@ -89,6 +89,15 @@ func runInit(sock *syncSock) error {
 	if err != nil {
 		return err
 	}
+	// The runtime tells the init its pid as the host sees it (for the
+	// state given to hooks).
+	m, _, err := sock.expect(msgCgroup)
+	if err != nil {
+		return fmt.Errorf("wait for the runtime: %w", err)
+	}
+	if cfg.State != nil {
+		cfg.State.Pid = m.Pid
+	}
 	// Nothing else of ours may be inherited by the container process.
 	for _, name := range []string{nsexec.EnvInitPipe, envConfigPipe, nsexec.EnvJoin, nsexec.EnvNew, nsexec.EnvTimensOffsets} {
 		os.Unsetenv(name)
@@ -103,34 +112,6 @@ func runInit(sock *syncSock) error {
 		return fmt.Errorf("set dumpable: %w", err)
 	}
 	return containerInit(sock, cfg)
-}
-
-// cgroupWait blocks until the runtime has joined this process to the
-// container's cgroup (it does so while the init sets up), then creates the
-// container's cgroup namespace, rooted there, if one was asked for.
-type cgroupWait struct {
-	sock   *syncSock
-	newNS  bool
-	joined bool
-}
-
-func (c *cgroupWait) wait() error {
-	if c.joined {
-		return nil
-	}
-	if _, _, err := c.sock.expect(msgCgroup); err != nil {
-		return fmt.Errorf("wait for cgroup: %w", err)
-	}
-	c.joined = true
-	if c.newNS {
-		// The init runs on its locked main thread, which execs the
-		// container process: that thread's namespace is the one that
-		// counts.
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("unshare cgroup namespace: %w", err)
-		}
-	}
-	return nil
 }
 
 // containerInit sets up a new container and waits for start.
@@ -165,13 +146,8 @@ func containerInit(sock *syncSock, cfg *initConfig) error {
 		}
 	}
 
-	cg := &cgroupWait{sock: sock, newNS: cfg.NewCgroupNS}
-	rs := &rootfsSetup{cfg: cfg, spec: spec, linux: &linux, cgroup: cg}
+	rs := &rootfsSetup{cfg: cfg, spec: spec, linux: &linux}
 	if err := rs.prepare(); err != nil {
-		return err
-	}
-	// Hooks and everything after must run in the container's cgroup.
-	if err := cg.wait(); err != nil {
 		return err
 	}
 	// createRuntime hooks run in the runtime's namespaces once the mounts
@@ -221,10 +197,6 @@ func containerInit(sock *syncSock, cfg *initConfig) error {
 
 // execInit runs a process inside an existing container's namespaces.
 func execInit(sock *syncSock, cfg *initConfig) error {
-	cg := &cgroupWait{sock: sock}
-	if err := cg.wait(); err != nil {
-		return err
-	}
 	if cfg.Process.Terminal {
 		if _, err := unix.Setsid(); err != nil {
 			return fmt.Errorf("setsid: %w", err)

@@ -30,8 +30,6 @@ type rootfsSetup struct {
 	// idmapFd is the prepared idmapped mount for the mount being set up,
 	// or -1.
 	idmapFd int
-	// cgroup is waited for before cgroupfs is mounted.
-	cgroup *cgroupWait
 }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
@@ -464,10 +462,6 @@ func remountBind(t *os.File, set, clear uintptr) error {
 }
 
 func (rs *rootfsSetup) mountCgroup(m *specs.Mount, opts specgen.ParsedMount) error {
-	// The container's cgroup (and cgroup namespace) must exist first.
-	if err := rs.cgroup.wait(); err != nil {
-		return err
-	}
 	t, err := rs.target(m.Destination, true)
 	if err != nil {
 		return err

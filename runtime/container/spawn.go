@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 
@@ -136,7 +135,7 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		nsexec.EnvInitPipe + "=" + strconv.Itoa(syncFd),
 		envConfigPipe + "=" + strconv.Itoa(cfgFd),
 		nsexec.EnvJoin + "=" + strings.Join(joins, ";"),
-		nsexec.EnvNew + "=" + strconv.FormatUint(uint64(sc.newFlags&^unix.CLONE_NEWCGROUP), 16),
+		nsexec.EnvNew + "=" + strconv.FormatUint(uint64(sc.newFlags), 16),
 	}
 	// The final process is forked with a raw clone (for CLONE_PARENT),
 	// behind glibc's back; glibc must not then try to register rseq for
@@ -144,6 +143,10 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	// failed"). rseq is only an optimisation; the container process gets
 	// its own environment at exec.
 	env = append(env, "GLIBC_TUNABLES=glibc.pthread.rseq=0")
+	// The init lives for milliseconds and allocates little: one P and no
+	// garbage collector start it faster and leave fewer threads to stop at
+	// exec. (The container process gets its own environment.)
+	env = append(env, "GOMAXPROCS=1", "GOGC=off")
 	if sc.timeOffsets != "" {
 		env = append(env, nsexec.EnvTimensOffsets+"="+sc.timeOffsets)
 	}
@@ -156,8 +159,20 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		ExtraFiles: extra,
 		Dir:        "/",
 	}
-	ownMountNS := sc.newFlags&unix.CLONE_NEWNS != 0 || hasJoin(sc.joins, "mnt")
-	if err := startProtected(cmd, ownMountNS); err != nil {
+	// The configuration goes into the pipe right away (a goroutine, in
+	// case it exceeds the pipe's buffer): the init reads it as soon as its
+	// Go runtime is up, while the runtime still waits for the pid.
+	payload, err := json.Marshal(sc.payload)
+	if err != nil {
+		return 0, fmt.Errorf("encode init config: %w", err)
+	}
+	werrc := make(chan error, 1)
+	go func() {
+		_, err := cfgW.Write(payload)
+		cfgW.Close()
+		werrc <- err
+	}()
+	if err := startProtected(cmd); err != nil {
 		return 0, fmt.Errorf("start init process: %w", err)
 	}
 	childSock.Close()
@@ -181,6 +196,22 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	stop := context.AfterFunc(ctx, func() { parentSock.f.Close() })
 	defer stop()
 
+	// Joining the cgroups (on cgroup v1 an RCU grace period, milliseconds)
+	// overlaps with the child's start and namespace setup.
+	cgDone := make(chan error, 1)
+	go func() {
+		if sc.applyCgroup == nil {
+			cgDone <- nil
+			return
+		}
+		cgDone <- sc.applyCgroup(cmd.Process.Pid)
+	}()
+	cgWaited := false
+	defer func() {
+		if !cgWaited {
+			<-cgDone
+		}
+	}()
 	if sc.newFlags&unix.CLONE_NEWUSER != 0 {
 		m, _, err := parentSock.expect(msgUsermap)
 		if err != nil {
@@ -193,11 +224,22 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 			return 0, err
 		}
 	}
+	cgWaited = true
+	if err := <-cgDone; err != nil {
+		return 0, err
+	}
+	if err := parentSock.sendByte(); err != nil {
+		return 0, childFailure(parentSock, err)
+	}
 	m, _, err := parentSock.expect(msgPid)
 	if err != nil {
 		return 0, childFailure(parentSock, err)
 	}
 	pid = m.Pid
+	// The init learns its pid as the host sees it.
+	if err := parentSock.send(syncMsg{Type: msgCgroup, Pid: pid}, -1); err != nil {
+		return pid, childFailure(parentSock, err)
+	}
 	stage1Done = true
 	if werr := cmd.Wait(); werr != nil {
 		return pid, fmt.Errorf("intermediate process: %w", werr)
@@ -213,30 +255,6 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		if err := sc.onPid(pid); err != nil {
 			return pid, err
 		}
-	}
-
-	// Send the configuration; the pipe buffers what the child does not yet read.
-	payload, err := json.Marshal(sc.payload)
-	if err != nil {
-		return pid, fmt.Errorf("encode init config: %w", err)
-	}
-	werrc := make(chan error, 1)
-	go func() {
-		_, err := cfgW.Write(payload)
-		cfgW.Close()
-		werrc <- err
-	}()
-
-	// Joining the cgroups (on cgroup v1, a grace period of the kernel's RCU
-	// for each hierarchy) overlaps with the child's own setup; the child
-	// waits for this message before anything that needs its cgroup.
-	if sc.applyCgroup != nil {
-		if err := sc.applyCgroup(pid); err != nil {
-			return pid, err
-		}
-	}
-	if err := parentSock.send(syncMsg{Type: msgCgroup}, -1); err != nil {
-		return pid, childFailure(parentSock, err)
 	}
 
 	for {
@@ -314,32 +332,17 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 
 // startProtected starts cmd, which runs the runtime's own binary, so that
 // no process in the container can write that binary through
-// /proc/<pid>/exe (CVE-2019-5736). The binary is executed from a read-only
-// bind mount of itself, made in a private mount namespace of a thread that
-// is discarded afterwards: cheap (a few syscalls), and the read-only mount
-// stays attached to every reference to the executable. Where that is not
-// possible (no CAP_SYS_ADMIN), a sealed in-memory copy is executed instead.
-//
-// The private namespace is inherited by the child, so it is only used when
-// the child moves on to a mount namespace of its own (new or joined); a
-// container sharing the runtime's mount namespace gets the copy.
-func startProtected(cmd *exec.Cmd, ownMountNS bool) error {
-	if ownMountNS {
-		errc := make(chan error, 1)
-		go func() {
-			// Never unlocked: the thread's mount namespace differs from
-			// the process's, so the thread ends with this goroutine.
-			runtime.LockOSThread()
-			errc <- startFromReadOnlyBind(cmd)
-		}()
-		err := <-errc
-		if err == nil || !errors.Is(err, errNoReadOnlyBind) {
+// /proc/<pid>/exe (CVE-2019-5736). The binary is executed from a detached,
+// read-only bind mount of itself (open_tree + mount_setattr): two syscalls,
+// no copy, and the read-only mount stays attached to every reference to
+// the executable. Where that is not possible (no CAP_SYS_ADMIN, an old
+// kernel), a sealed in-memory copy is executed instead.
+func startProtected(cmd *exec.Cmd) error {
+	exe, err := readOnlySelf()
+	if err != nil {
+		if exe, err = cloneSelf(); err != nil {
 			return err
 		}
-	}
-	exe, cerr := cloneSelf()
-	if cerr != nil {
-		return cerr
 	}
 	defer exe.Close()
 	cmd.ExtraFiles = append(cmd.ExtraFiles, exe)
@@ -347,28 +350,19 @@ func startProtected(cmd *exec.Cmd, ownMountNS bool) error {
 	return cmd.Start()
 }
 
-var errNoReadOnlyBind = errors.New("cannot bind the runtime binary read-only")
-
-func startFromReadOnlyBind(cmd *exec.Cmd) error {
-	self, err := os.Readlink("/proc/self/exe")
-	if err != nil || strings.HasSuffix(self, " (deleted)") {
-		return errNoReadOnlyBind
+// readOnlySelf returns an O_PATH handle of the running binary on a
+// detached read-only mount.
+func readOnlySelf() (*os.File, error) {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, "/proc/self/exe", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("clone a mount of the runtime binary: %w", err)
 	}
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return errNoReadOnlyBind
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("make the runtime binary's mount read-only: %w", err)
 	}
-	// Nothing done in this namespace may propagate back to the host.
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return errNoReadOnlyBind
-	}
-	if err := unix.Mount(self, self, "", unix.MS_BIND, ""); err != nil {
-		return errNoReadOnlyBind
-	}
-	if err := unix.Mount("", self, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
-		return errNoReadOnlyBind
-	}
-	cmd.Path = self
-	return cmd.Start()
+	return os.NewFile(uintptr(fd), "berth-runtime"), nil
 }
 
 // cloneSelf returns a sealed, read-only in-memory copy of the running

@@ -20,7 +20,7 @@ const (
 	msgReady   = "ready"   // child is ready (create: waiting for start)
 	msgError   = "error"   // child failed
 	msgAck     = "ack"     // runtime's reply
-	msgCgroup  = "cgroup"  // runtime has joined the child to its cgroup
+	msgCgroup  = "cgroup"  // runtime has joined the child to its cgroup; carries its host pid
 )
 
 type syncMsg struct {

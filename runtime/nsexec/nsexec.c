@@ -13,6 +13,8 @@
 //   child  -> parent: {"type":"pid","pid":N}\n the pid of the process that
 //                     goes on (the container init or exec'd process)
 //   child  -> parent: {"type":"error","message":"..."}\n on failure
+//   parent -> child: one byte once the child is in the container's cgroup
+//                    (the parent joins it while the child sets up)
 // After the pid message the intermediate process exits; the final process
 // (created with CLONE_PARENT, so it is the caller's child) returns from this
 // constructor into the Go runtime.
@@ -233,11 +235,16 @@ void berth_nsexec(void)
 			(void)setresuid(0, 0, 0);
 		flags &= ~(unsigned long)CLONE_NEWUSER;
 	}
-	// (A new cgroup namespace is not created here: it must be rooted in
-	// the container's cgroup, which the runtime joins the final process to
-	// while it sets up; the Go side unshares it then.)
+	// The runtime joins us to the container's cgroup meanwhile (on cgroup
+	// v1 that waits for an RCU grace period); a new cgroup namespace must
+	// be rooted there, and the final process must start there.
+	unsigned long cgroupns = flags & (unsigned long)CLONE_NEWCGROUP;
+	flags &= ~cgroupns;
 	if (flags != 0 && unshare((int)flags) < 0)
 		bail("unshare namespaces 0x%lx", flags);
+	wait_byte("cgroup setup");
+	if (cgroupns != 0 && unshare(CLONE_NEWCGROUP) < 0)
+		bail("unshare cgroup namespace");
 
 	if (flags & CLONE_NEWTIME) {
 		const char *off = getenv("_BERTH_TIMENS_OFFSETS");
