@@ -404,6 +404,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		onSeccomp: func(pid int, fd int) error {
 			return sendSeccompFd(spec, rec, fd)
 		},
+		filter: compileFilter(spec.Linux.Seccomp),
 	}
 	if _, err := spawn(ctx, sc); err != nil {
 		return err

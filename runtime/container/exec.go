@@ -108,6 +108,7 @@ func (s *Store) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 		onSeccomp: func(pid int, fd int) error {
 			return sendSeccompFd(r.Spec, r, fd)
 		},
+		filter: compileFilter(r.Spec.Linux.Seccomp),
 	}
 	pid, err := spawn(ctx, sc)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-engine/berth/runtime/nsexec"
-	"github.com/berth-engine/berth/runtime/seccomp"
 )
 
 // Init is the entry point of the runtime binary when it runs as a container
@@ -260,7 +259,7 @@ func finishAndExec(sock *syncSock, cfg *initConfig, linux *specs.Linux) error {
 	// Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, so it is
 	// loaded before the capabilities are dropped.
 	if linux.Seccomp != nil && !proc.NoNewPrivileges {
-		if err := loadSeccomp(sock, linux.Seccomp); err != nil {
+		if err := loadSeccomp(sock); err != nil {
 			return err
 		}
 	}
@@ -268,7 +267,7 @@ func finishAndExec(sock *syncSock, cfg *initConfig, linux *specs.Linux) error {
 		return err
 	}
 	if linux.Seccomp != nil && proc.NoNewPrivileges {
-		if err := loadSeccomp(sock, linux.Seccomp); err != nil {
+		if err := loadSeccomp(sock); err != nil {
 			return err
 		}
 	}
@@ -398,8 +397,20 @@ func closeExtraFds(minFd int) error {
 	return nil
 }
 
-func loadSeccomp(sock *syncSock, cfg *specs.LinuxSeccomp) error {
-	fd, err := seccomp.Load(cfg)
+// loadSeccomp gets the filter the runtime compiled (while this process set
+// up) and loads it; a notify fd goes back to the runtime for the listener.
+func loadSeccomp(sock *syncSock) error {
+	if err := sock.send(syncMsg{Type: msgFilter}, -1); err != nil {
+		return err
+	}
+	m, _, err := sock.expect(msgAck)
+	if err != nil {
+		return err
+	}
+	if m.Filter == nil {
+		return errors.New("the runtime sent no seccomp filter")
+	}
+	fd, err := m.Filter.Load()
 	if err != nil {
 		return fmt.Errorf("load seccomp filter: %w", err)
 	}

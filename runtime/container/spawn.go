@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-engine/berth/runtime/nsexec"
+	"github.com/berth-engine/berth/runtime/seccomp"
 )
 
 // Environment names the Go side of the init reads.
@@ -83,6 +84,8 @@ type spawnConfig struct {
 	onHooks func(pid int) error
 	// onSeccomp forwards a seccomp notify fd to the listener.
 	onSeccomp func(pid int, fd int) error
+	// filter returns the compiled seccomp filter (compiled meanwhile).
+	filter func() (*seccomp.Program, error)
 }
 
 // spawn starts the process and drives it until it reports ready. It returns
@@ -286,6 +289,18 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 			if ferr != nil {
 				return pid, ferr
 			}
+		case msgFilter:
+			if sc.filter == nil {
+				return pid, errors.New("the init asked for a seccomp filter the container does not have")
+			}
+			p, err := sc.filter()
+			if err != nil {
+				return pid, err
+			}
+			if err := parentSock.send(syncMsg{Type: msgAck, Filter: p}, -1); err != nil {
+				return pid, err
+			}
+			continue
 		case msgReady:
 			if err := <-werrc; err != nil {
 				return pid, fmt.Errorf("send init config: %w", err)
@@ -401,4 +416,26 @@ func cloneSelf() (*os.File, error) {
 		return nil, fmt.Errorf("seal binary copy: %w", err)
 	}
 	return dst, nil
+}
+
+// compileFilter starts compiling a seccomp configuration in the background
+// and returns a function that waits for the result (nil without one).
+func compileFilter(cfg *specs.LinuxSeccomp) func() (*seccomp.Program, error) {
+	if cfg == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	var p *seccomp.Program
+	var err error
+	go func() {
+		defer close(done)
+		p, err = seccomp.Compile(cfg)
+	}()
+	return func() (*seccomp.Program, error) {
+		<-done
+		if err != nil {
+			return nil, fmt.Errorf("compile seccomp filter: %w", err)
+		}
+		return p, nil
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-engine/berth/runtime/seccomp"
 )
 
 // Messages on the synchronisation socket between the runtime and the
@@ -17,6 +19,7 @@ const (
 	msgPid     = "pid"     // pid of the final child process
 	msgHooks   = "hooks"   // child asks the runtime to run createRuntime hooks
 	msgSeccomp = "seccomp" // child passes the seccomp notify fd
+	msgFilter  = "filter"  // child asks for its compiled seccomp filter
 	msgReady   = "ready"   // child is ready (create: waiting for start)
 	msgError   = "error"   // child failed
 	msgAck     = "ack"     // runtime's reply
@@ -27,7 +30,13 @@ type syncMsg struct {
 	Type    string `json:"type"`
 	Pid     int    `json:"pid,omitempty"`
 	Message string `json:"message,omitempty"`
+	// Filter answers msgFilter.
+	Filter *seccomp.Program `json:"filter,omitempty"`
 }
+
+// maxSyncMsg bounds one message (a compiled seccomp filter is the largest:
+// a few tens of KiB for the broadest profiles).
+const maxSyncMsg = 1 << 20
 
 // syncSock is one end of the synchronisation socket.
 type syncSock struct {
@@ -38,6 +47,11 @@ func newSyncPair() (parent, child *syncSock, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create sync socket: %w", err)
+	}
+	// Room for the largest message in one datagram.
+	for _, fd := range fds {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 2*maxSyncMsg)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 2*maxSyncMsg)
 	}
 	return &syncSock{os.NewFile(uintptr(fds[0]), "sync-parent")}, &syncSock{os.NewFile(uintptr(fds[1]), "sync-child")}, nil
 }
@@ -85,18 +99,21 @@ var errPeerClosed = errors.New("peer closed the sync socket")
 
 // recv reads one message and the file descriptor sent with it (-1 if none).
 func (s *syncSock) recv() (syncMsg, int, error) {
-	buf := make([]byte, 64*1024)
+	buf := make([]byte, maxSyncMsg)
 	oob := make([]byte, unix.CmsgSpace(4*4))
-	var n, oobn int
+	var n, oobn, flags int
 	var err error
 	for {
-		n, oobn, _, _, err = unix.Recvmsg(int(s.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err = unix.Recvmsg(int(s.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
 	if err != nil {
 		return syncMsg{}, -1, fmt.Errorf("read sync socket: %w", err)
+	}
+	if flags&unix.MSG_TRUNC != 0 {
+		return syncMsg{}, -1, fmt.Errorf("sync message larger than %d bytes", maxSyncMsg)
 	}
 	fd := -1
 	if oobn > 0 {
