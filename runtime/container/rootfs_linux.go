@@ -282,13 +282,17 @@ func (rs *rootfsSetup) mount(m *specs.Mount) error {
 	if err != nil {
 		return err
 	}
+	copyUp := m.Type == "tmpfs" && opts.HasExtension("tmpcopyup")
+	if !copyUp && len(opts.Propagation) == 0 {
+		return nil
+	}
 	// t still names the directory under the new mount; reopen to reach it.
 	mnt, err := pathrs.OpenatInRoot(rs.root, m.Destination)
 	if err != nil {
 		return fmt.Errorf("reopen %s: %w", m.Destination, err)
 	}
 	defer mnt.Close()
-	if m.Type == "tmpfs" && opts.HasExtension("tmpcopyup") {
+	if copyUp {
 		if err := copyTree(fdPath(t), fdPath(mnt)); err != nil {
 			return fmt.Errorf("tmpcopyup: %w", err)
 		}
@@ -523,17 +527,6 @@ func (rs *rootfsSetup) mountCgroup(m *specs.Mount, opts specgen.ParsedMount) err
 		}
 		err = unix.Mount(byDir[d], fdPath(sub), "", unix.MS_BIND, "")
 		sub.Close()
-		if err == nil {
-			// Reopen: the handle must now name the new mount.
-			if sub, err = pathrs.OpenatInRoot(t2, d); err == nil {
-				set := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-				if opts.Flags&unix.MS_RDONLY != 0 {
-					set |= unix.MS_RDONLY
-				}
-				err = remountBind(sub, set, 0)
-				sub.Close()
-			}
-		}
 		if err != nil {
 			return fmt.Errorf("bind cgroup %s: %w", byDir[d], err)
 		}
@@ -543,8 +536,14 @@ func (rs *rootfsSetup) mountCgroup(m *specs.Mount, opts specgen.ParsedMount) err
 			return err
 		}
 	}
+	// One call makes the tmpfs and every hierarchy below it nosuid, nodev,
+	// noexec and, if asked, read-only.
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
 	if opts.Flags&unix.MS_RDONLY != 0 {
-		return remount(t2, flags|unix.MS_RDONLY)
+		attr.Attr_set |= unix.MOUNT_ATTR_RDONLY
+	}
+	if err := unix.MountSetattr(int(t2.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("set cgroup mount attributes: %w", err)
 	}
 	return nil
 }
@@ -789,23 +788,25 @@ func (rs *rootfsSetup) maskAndReadonly() error {
 }
 
 func readonlyPath(p string) error {
-	f, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	target, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
 		return fmt.Errorf("readonly path %s: %w", p, err)
 	}
-	defer f.Close()
-	if err := unix.Mount(fdPath(f), fdPath(f), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("readonly path %s: %w", p, err)
-	}
-	f2, err := os.OpenFile(p, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	defer target.Close()
+	// A read-only clone of the path's mount tree, moved on top of it.
+	clone, err := unix.OpenTree(int(target.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
 	if err != nil {
 		return fmt.Errorf("readonly path %s: %w", p, err)
 	}
-	defer f2.Close()
-	if err := remountBind(f2, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, 0); err != nil {
+	defer unix.Close(clone)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(clone, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("readonly path %s: %w", p, err)
+	}
+	if err := unix.MoveMount(clone, "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("readonly path %s: %w", p, err)
 	}
 	return nil
