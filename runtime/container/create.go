@@ -368,25 +368,21 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		State:        state,
 	}
 	sc := &spawnConfig{
-		joins:       joins,
-		newFlags:    flags,
-		timeOffsets: timeOffsets(spec.Linux),
-		uidMaps:     spec.Linux.UIDMappings,
-		gidMaps:     spec.Linux.GIDMappings,
-		stdin:       o.Stdin,
-		stdout:      o.Stdout,
-		stderr:      o.Stderr,
-		preserved:   preserved,
-		consoleSock: console,
-		fifo:        fifo,
-		idmaps:      idmaps,
-		payload:     payload,
-		applyCgroup: func(pid int) error {
-			if err := cgPrepared(); err != nil {
-				return err
-			}
-			return mgr.Join(pid)
-		},
+		joins:         joins,
+		newFlags:      flags,
+		timeOffsets:   timeOffsets(spec.Linux),
+		uidMaps:       spec.Linux.UIDMappings,
+		gidMaps:       spec.Linux.GIDMappings,
+		stdin:         o.Stdin,
+		stdout:        o.Stdout,
+		stderr:        o.Stderr,
+		preserved:     preserved,
+		consoleSock:   console,
+		fifo:          fifo,
+		idmaps:        idmaps,
+		payload:       payload,
+		prepareCgroup: cgPrepared,
+		lateCgroup:    mgr.JoinUnified,
 		onPid: func(pid int) error {
 			_, start, err := procStat(pid)
 			if err != nil {
@@ -405,6 +401,16 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 			return sendSeccompFd(spec, rec, fd)
 		},
 		filter: compileFilter(spec.Linux.Seccomp),
+	}
+	selfJoin, apply := cgroupJoinPlan(mgr, mgr.Paths())
+	sc.selfJoin = selfJoin
+	if apply != nil {
+		sc.applyCgroup = func(pid int) error {
+			if err := cgPrepared(); err != nil {
+				return err
+			}
+			return apply(pid)
+		}
 	}
 	if _, err := spawn(ctx, sc); err != nil {
 		return err

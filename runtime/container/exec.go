@@ -89,26 +89,40 @@ func (s *Store) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 	spec := *r.Spec
 	payload := &initConfig{Type: "exec", ID: id, Spec: &spec, Process: p}
 	sc := &spawnConfig{
-		joins:       joins,
-		stdin:       o.Stdin,
-		stdout:      o.Stdout,
-		stderr:      o.Stderr,
-		preserved:   preserved,
-		consoleSock: console,
-		payload:     payload,
-		applyCgroup: func(pid int) error {
+		joins:         joins,
+		stdin:         o.Stdin,
+		stdout:        o.Stdout,
+		stderr:        o.Stderr,
+		preserved:     preserved,
+		consoleSock:   console,
+		payload:       payload,
+		prepareCgroup: func() error { return nil },
+		lateCgroup: func(pid int) error {
 			if cgErr != nil {
 				return nil
 			}
 			if len(o.SubCgroups) > 0 {
-				return joinSubCgroups(m.Paths(), o.SubCgroups, pid)
+				if u, ok := m.Paths()[""]; ok && !m.IsV2() {
+					return joinSubCgroups(map[string]string{"": u}, o.SubCgroups, pid)
+				}
+				return nil
 			}
-			return m.Apply(pid)
+			return m.JoinUnified(pid)
 		},
 		onSeccomp: func(pid int, fd int) error {
 			return sendSeccompFd(r.Spec, r, fd)
 		},
 		filter: compileFilter(r.Spec.Linux.Seccomp),
+	}
+	if cgErr == nil {
+		paths := m.Paths()
+		if len(o.SubCgroups) > 0 {
+			paths = subCgroupPaths(paths, o.SubCgroups)
+		}
+		sc.selfJoin, sc.applyCgroup = cgroupJoinPlan(m, paths)
+		if len(o.SubCgroups) > 0 && sc.applyCgroup != nil {
+			sc.applyCgroup = func(pid int) error { return joinSubCgroups(m.Paths(), o.SubCgroups, pid) }
+		}
 	}
 	pid, err := spawn(ctx, sc)
 	if err != nil {
@@ -187,4 +201,17 @@ func joinSubCgroups(paths, subs map[string]string, pid int) error {
 		}
 	}
 	return nil
+}
+
+// subCgroupPaths applies sub-cgroups to the container's cgroup paths.
+func subCgroupPaths(paths, subs map[string]string) map[string]string {
+	out := make(map[string]string, len(paths))
+	for ctrl, base := range paths {
+		sub, ok := subs[ctrl]
+		if !ok {
+			sub = subs[""]
+		}
+		out[ctrl] = filepath.Join(base, sub)
+	}
+	return out
 }

@@ -279,6 +279,14 @@ func finishAndExec(sock *syncSock, cfg *initConfig, linux *specs.Linux) error {
 	if err := sock.send(syncMsg{Type: msgReady}, -1); err != nil {
 		return err
 	}
+	if cfg.Type == "exec" {
+		// An exec'd process runs at once: wait until the runtime has
+		// finished its cgroup membership. (The container init waits for
+		// start instead, which comes after create returned.)
+		if _, _, err := sock.expect(msgAck); err != nil {
+			return err
+		}
+	}
 	sock.Close()
 
 	if cfg.Type == "init" {

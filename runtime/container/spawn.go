@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-engine/berth/runtime/cgroup"
 	"github.com/berth-engine/berth/runtime/nsexec"
 	"github.com/berth-engine/berth/runtime/seccomp"
 )
@@ -66,9 +68,17 @@ type spawnConfig struct {
 	timeOffsets string
 	uidMaps     []specs.LinuxIDMapping
 	gidMaps     []specs.LinuxIDMapping
+	// selfJoin lists cgroup v1 tasks files the intermediate process joins
+	// itself to (cheaper than being moved), once prepareCgroup is done.
+	selfJoin      []string
+	prepareCgroup func() error
 	// applyCgroup places the intermediate process in the container's
-	// cgroup before it creates anything.
+	// cgroup (when selfJoin cannot) before it creates anything.
 	applyCgroup func(pid int) error
+	// lateCgroup finishes cgroup membership for the final process (the
+	// hybrid layout's unified hierarchy), off the critical path: done
+	// before the process is reported ready.
+	lateCgroup  func(pid int) error
 	stdin       io.Reader
 	stdout      io.Writer
 	stderr      io.Writer
@@ -150,6 +160,9 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	// garbage collector start it faster and leave fewer threads to stop at
 	// exec. (The container process gets its own environment.)
 	env = append(env, "GOMAXPROCS=1", "GOGC=off")
+	if len(sc.selfJoin) > 0 {
+		env = append(env, nsexec.EnvCgroupTasks+"="+strings.Join(sc.selfJoin, ";"))
+	}
 	if sc.timeOffsets != "" {
 		env = append(env, nsexec.EnvTimensOffsets+"="+sc.timeOffsets)
 	}
@@ -215,6 +228,14 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 			<-cgDone
 		}
 	}()
+	if len(sc.selfJoin) > 0 {
+		if err := sc.prepareCgroup(); err != nil {
+			return 0, err
+		}
+		if err := parentSock.sendByte(); err != nil {
+			return 0, childFailure(parentSock, err)
+		}
+	}
 	if sc.newFlags&unix.CLONE_NEWUSER != 0 {
 		m, _, err := parentSock.expect(msgUsermap)
 		if err != nil {
@@ -243,6 +264,20 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	if err := parentSock.send(syncMsg{Type: msgCgroup, Pid: pid}, -1); err != nil {
 		return pid, childFailure(parentSock, err)
 	}
+	lateDone := make(chan error, 1)
+	go func() {
+		if sc.lateCgroup == nil {
+			lateDone <- nil
+			return
+		}
+		lateDone <- sc.lateCgroup(pid)
+	}()
+	lateWaited := false
+	defer func() {
+		if !lateWaited {
+			<-lateDone
+		}
+	}()
 	stage1Done = true
 	if werr := cmd.Wait(); werr != nil {
 		return pid, fmt.Errorf("intermediate process: %w", werr)
@@ -302,6 +337,15 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 			}
 			continue
 		case msgReady:
+			lateWaited = true
+			if err := <-lateDone; err != nil {
+				return pid, err
+			}
+			if sc.payload.Type == "exec" {
+				if err := parentSock.send(syncMsg{Type: msgAck}, -1); err != nil {
+					return pid, err
+				}
+			}
 			if err := <-werrc; err != nil {
 				return pid, fmt.Errorf("send init config: %w", err)
 			}
@@ -438,4 +482,31 @@ func compileFilter(cfg *specs.LinuxSeccomp) func() (*seccomp.Program, error) {
 		}
 		return p, nil
 	}
+}
+
+// cgroupJoinPlan says how the intermediate process gets into the
+// container's cgroup: on cgroup v1 it joins the hierarchies itself through
+// their tasks files (selfJoin); otherwise (v2, or paths the environment
+// cannot carry) the runtime moves it (apply).
+func cgroupJoinPlan(m *cgroup.Manager, paths map[string]string) (selfJoin []string, apply func(pid int) error) {
+	if !m.IsV2() {
+		ok := true
+		seen := map[string]bool{}
+		for key, dir := range paths {
+			if key == "" || seen[dir] {
+				continue
+			}
+			seen[dir] = true
+			if strings.ContainsRune(dir, ';') {
+				ok = false
+				break
+			}
+			selfJoin = append(selfJoin, filepath.Join(dir, "tasks"))
+		}
+		if ok {
+			return selfJoin, nil
+		}
+		selfJoin = nil
+	}
+	return nil, m.Join
 }

@@ -8,6 +8,8 @@
 // the synchronisation socket).
 //
 // Protocol on the socket (fd named by _BERTH_INITPIPE):
+//   parent -> child: one byte once the cgroups exist, if the child is to
+//                    join cgroup v1 hierarchies itself (_BERTH_CGROUP_TASKS)
 //   child  -> parent: {"type":"usermap","pid":N}\n when it needs uid/gid maps
 //   parent -> child: one byte once the maps are written
 //   child  -> parent: {"type":"pid","pid":N}\n the pid of the process that
@@ -194,6 +196,24 @@ void berth_nsexec(void)
 	// /proc files while we hold the runtime's file descriptors.
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		bail("set non-dumpable");
+
+	// Join the container's cgroup v1 hierarchies by writing "0" (ourself)
+	// to their tasks files: a process that moves itself while it has a
+	// single thread does not wait for the RCU grace period that moving
+	// another process costs. The runtime says when the cgroups exist.
+	const char *tasks = getenv("_BERTH_CGROUP_TASKS");
+	if (tasks && *tasks) {
+		wait_byte("cgroup creation");
+		char buf[8192];
+		if (strlen(tasks) >= sizeof(buf)) {
+			errno = 0;
+			bail("cgroup list too long");
+		}
+		strcpy(buf, tasks);
+		char *save = NULL;
+		for (char *p = strtok_r(buf, ";", &save); p; p = strtok_r(NULL, ";", &save))
+			write_file(p, "0");
+	}
 
 	struct join joins[MAX_JOIN];
 	int njoin = 0;

@@ -19,4 +19,7 @@ const (
 	EnvJoin          = "_BERTH_NS_JOIN"
 	EnvNew           = "_BERTH_NS_NEW"
 	EnvTimensOffsets = "_BERTH_TIMENS_OFFSETS"
+	// EnvCgroupTasks lists ";"-separated cgroup v1 "tasks" files the
+	// intermediate process joins itself to.
+	EnvCgroupTasks = "_BERTH_CGROUP_TASKS"
 )
