@@ -524,7 +524,7 @@ func printTable(w0 *os.File, rep *report, rts []rt, base string) {
 		}
 	}
 	if c := rep.Clone; c != nil {
-		fmt.Fprintf(w0, "\nCVE-2019-5736 self-copy (memfd_create + sendfile + seals + close) of %s, %.1f MiB: median %.0f µs (p10 %.0f, p90 %.0f), %.0f MiB/s, over %d copies\n",
+		fmt.Fprintf(w0, "\nCVE-2019-5736 fallback self-copy (memfd_create + sendfile + seals + close; used only without open_tree) of %s, %.1f MiB: median %.0f µs (p10 %.0f, p90 %.0f), %.0f MiB/s, over %d copies\n",
 			c.Binary, float64(c.BinaryBytes)/(1<<20), c.MedianUs, c.P10Us, c.P90Us, c.MiBPerSec, c.N)
 		if c.SealEBUSY > 0 {
 			fmt.Fprintf(w0, "  WARNING: F_ADD_SEALS failed with EBUSY %d times in %d attempts (retried); berth-runtime's cloneSelf does not retry\n", c.SealEBUSY, c.N+5+c.SealEBUSY)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -455,9 +456,18 @@ func cloneSelf() (*os.File, error) {
 		off += int64(n)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-		dst.Close()
-		return nil, fmt.Errorf("seal binary copy: %w", err)
+	// F_SEAL_WRITE fails with EBUSY while a write is still in flight in
+	// the kernel; that passes.
+	for attempt := 0; ; attempt++ {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EBUSY) || attempt == 10 {
+			dst.Close()
+			return nil, fmt.Errorf("seal binary copy: %w", err)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	return dst, nil
 }
