@@ -5,6 +5,7 @@ DESTDIR  ?=
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 GOFLAGS_BUILD := -trimpath -ldflags "$(LDFLAGS)"
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 export PATH := $(shell $(GO) env GOROOT)/bin:$(PATH)
 
@@ -30,9 +31,11 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/berth $(DESTDIR)$(PREFIX)/bin/berth-runtime
 
-# Every test: unit tests with the race detector, root integration tests that
-# run real containers, and the OCI runtime-tools conformance gate.
-test: build unit integration conformance-runtime
+# Every test: formatting and static checks, unit tests with the race
+# detector, root integration tests that run real containers (and drive
+# podman, containerd and dockerd with berth-runtime), and the OCI
+# runtime-tools conformance gate.
+test: build lint unit integration conformance-runtime
 
 unit:
 	$(GO) test -race -count=1 ./...
@@ -44,9 +47,11 @@ conformance-runtime: build
 	./hack/runtime-conformance.sh $(CURDIR)/bin/berth-runtime
 
 lint:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./test/...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags integration ./test/...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -786,6 +786,7 @@ func specCommand(ctx context.Context, g *globals, fs *flagSet, args []string) er
 	}
 	path := filepath.Join(bundle, "config.json")
 	if _, err := os.Stat(path); err == nil {
+		//lint:ignore ST1005 runc's exact message, which tools match
 		return errors.New("File config.json exists. Remove it first")
 	}
 	s := specgen.Default()

@@ -118,6 +118,7 @@ func run(argv []string) int {
 		printCommandHelp(os.Stdout, cmd, fs)
 		return 0
 	}
+	lg.debugf("%s %q", name, args)
 	ctx := context.Background()
 	if err := cmd.run(ctx, g, fs, args); err != nil {
 		var ec *exitCode

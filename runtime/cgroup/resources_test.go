@@ -28,6 +28,7 @@ func TestConvertResources(t *testing.T) {
 			name: "memory v1",
 			in: &specs.LinuxResources{Memory: &specs.LinuxMemory{
 				Limit: ptr[int64](64 << 20), Reservation: ptr[int64](32 << 20), Swap: ptr[int64](128 << 20),
+				//lint:ignore SA1019 the conversion must ignore the deprecated fields
 				Kernel: ptr[int64](1 << 20), KernelTCP: ptr[int64](1 << 20),
 				Swappiness: ptr[uint64](10), DisableOOMKiller: ptr(true), CheckBeforeUpdate: ptr(true),
 			}},

@@ -73,10 +73,15 @@ func (s *Store) Start(id string) (warnings []error, err error) {
 	default:
 		return nil, fmt.Errorf("cannot start an already running container")
 	}
-	// prestart hooks (deprecated) run once start is called, in the
-	// runtime's namespaces, before the user process executes.
-	if r.Spec.Hooks != nil && len(r.Spec.Hooks.Prestart) > 0 {
-		if err := runHooks("prestart", r.Spec.Hooks.Prestart, r.hookState(StatusCreated)); err != nil {
+	// prestart hooks (deprecated, still in use) run once start is called,
+	// in the runtime's namespaces, before the user process executes.
+	var prestart []specs.Hook
+	if r.Spec.Hooks != nil {
+		//lint:ignore SA1019 deprecated in the spec, still sent by engines
+		prestart = r.Spec.Hooks.Prestart
+	}
+	if len(prestart) > 0 {
+		if err := runHooks("prestart", prestart, r.hookState(StatusCreated)); err != nil {
 			// The spec: stop the container and go on with delete.
 			warns, derr := s.destroy(r)
 			if derr != nil {

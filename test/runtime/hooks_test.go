@@ -92,6 +92,7 @@ func TestHooks(t *testing.T) {
 	c.spec.Root.Readonly = false
 	c.spec.Annotations = map[string]string{"it.berth.test": "hooks"}
 	c.spec.Hooks = &specs.Hooks{
+		//lint:ignore SA1019 deprecated, still supported
 		Prestart:        []specs.Hook{h.hook("prestart")},
 		CreateRuntime:   []specs.Hook{h.hook("createRuntime")},
 		CreateContainer: []specs.Hook{h.hook("createContainer")},
@@ -193,6 +194,7 @@ func TestFailingHooks(t *testing.T) {
 	t.Run("prestart", func(t *testing.T) {
 		t.Parallel()
 		c := newCtr(t).args("echo", "user process ran")
+		//lint:ignore SA1019 deprecated, still supported
 		c.spec.Hooks = &specs.Hooks{Prestart: []specs.Hook{fail}}
 		c.createOK()
 		r := c.cmd("start")
