@@ -20,6 +20,7 @@ import (
 	"github.com/berth-engine/berth/internal/atomicfile"
 	"github.com/berth-engine/berth/runtime/cgroup"
 	"github.com/berth-engine/berth/runtime/seccomp"
+	"github.com/berth-engine/berth/runtime/specgen"
 )
 
 // CreateOpts are the inputs of Create (runc create's flags).
@@ -159,7 +160,7 @@ func validateSpec(s *specs.Spec) error {
 		}
 	}
 	if s.Linux.RootfsPropagation != "" {
-		if _, ok := propagationNames[s.Linux.RootfsPropagation]; !ok {
+		if _, ok := specgen.PropagationFlags[s.Linux.RootfsPropagation]; !ok {
 			return bad("invalid rootfsPropagation %q", s.Linux.RootfsPropagation)
 		}
 	}

@@ -369,8 +369,8 @@ func (s *Store) Resume(id string) error {
 	return m.Thaw()
 }
 
-// Pids lists the processes of a container (host pids).
-func (s *Store) Pids(id string) ([]int, error) {
+// liveCgroup returns the cgroup of a container that has not stopped.
+func (s *Store) liveCgroup(id string) (*cgroup.Manager, error) {
 	r, err := s.load(id)
 	if err != nil {
 		return nil, err
@@ -378,7 +378,12 @@ func (s *Store) Pids(id string) ([]int, error) {
 	if s.status(r) == StatusStopped {
 		return nil, ErrNotRunning
 	}
-	m, err := r.cgroup()
+	return r.cgroup()
+}
+
+// Pids lists the processes of a container (host pids).
+func (s *Store) Pids(id string) ([]int, error) {
+	m, err := s.liveCgroup(id)
 	if err != nil {
 		return nil, err
 	}
@@ -414,14 +419,7 @@ func (s *Store) Update(id string, apply func(*specs.LinuxResources) error) error
 
 // Stats returns the cgroup statistics of a container.
 func (s *Store) Stats(id string) (*cgroup.Stats, error) {
-	r, err := s.load(id)
-	if err != nil {
-		return nil, err
-	}
-	if s.status(r) == StatusStopped {
-		return nil, ErrNotRunning
-	}
-	m, err := r.cgroup()
+	m, err := s.liveCgroup(id)
 	if err != nil {
 		return nil, err
 	}

@@ -34,22 +34,11 @@ type rootfsSetup struct {
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
-var propagationNames = map[string]uintptr{
-	"shared":      unix.MS_SHARED,
-	"rshared":     unix.MS_SHARED | unix.MS_REC,
-	"slave":       unix.MS_SLAVE,
-	"rslave":      unix.MS_SLAVE | unix.MS_REC,
-	"private":     unix.MS_PRIVATE,
-	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
-	"unbindable":  unix.MS_UNBINDABLE,
-	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
-}
-
 func (rs *rootfsSetup) rootPropagation() (uintptr, error) {
 	if rs.linux.RootfsPropagation == "" {
 		return unix.MS_SLAVE | unix.MS_REC, nil
 	}
-	p, ok := propagationNames[rs.linux.RootfsPropagation]
+	p, ok := specgen.PropagationFlags[rs.linux.RootfsPropagation]
 	if !ok {
 		return 0, fmt.Errorf("invalid rootfsPropagation %q", rs.linux.RootfsPropagation)
 	}
