@@ -234,51 +234,6 @@ func (m *Manager) Apply(pid int) error {
 	return nil
 }
 
-// JoinUnified moves pid into the cgroup v2 part of a hybrid layout (the
-// "unified" hierarchy); it does nothing in pure v1 or v2 layouts.
-func (m *Manager) JoinUnified(pid int) error {
-	// Not under the lock: the write waits for an RCU grace period.
-	m.mu.Lock()
-	dir, ok := m.paths[""]
-	v2 := m.v2 != nil
-	m.mu.Unlock()
-	if !ok || v2 {
-		return nil
-	}
-	if err := cgroups.WriteCgroupProc(dir, pid); err != nil {
-		return fmt.Errorf("cgroup %s: join pid %d: %w", m.name(), pid, err)
-	}
-	return nil
-}
-
-// IsV2 reports whether the cgroup is on a pure cgroup v2 layout.
-func (m *Manager) IsV2() bool { return m.v2 != nil }
-
-// Join moves pid into the cgroup(s) created earlier by Apply(-1): only
-// the cgroup.procs writes, none of Apply's setup (which it already did).
-func (m *Manager) Join(pid int) error {
-	if pid <= 0 {
-		return fmt.Errorf("cgroup %s: join: invalid pid %d", m.name(), pid)
-	}
-	// Not under the lock: each write may wait for an RCU grace period.
-	m.mu.Lock()
-	dirs := make([]string, 0, len(m.paths))
-	seen := map[string]bool{}
-	for _, p := range m.paths {
-		if !seen[p] {
-			seen[p] = true
-			dirs = append(dirs, p)
-		}
-	}
-	m.mu.Unlock()
-	for _, dir := range dirs {
-		if err := cgroups.WriteCgroupProc(dir, pid); err != nil {
-			return fmt.Errorf("cgroup %s: join pid %d: %w", m.name(), pid, err)
-		}
-	}
-	return nil
-}
-
 // Set applies resources; it is also what `update` uses. Unset fields are
 // left as they are, and so are the device rules when r has none. In v2 the
 // controllers r needs are enabled in the ancestors first if they are not

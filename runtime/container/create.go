@@ -369,21 +369,20 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		State:        state,
 	}
 	sc := &spawnConfig{
-		joins:         joins,
-		newFlags:      flags,
-		timeOffsets:   timeOffsets(spec.Linux),
-		uidMaps:       spec.Linux.UIDMappings,
-		gidMaps:       spec.Linux.GIDMappings,
-		stdin:         o.Stdin,
-		stdout:        o.Stdout,
-		stderr:        o.Stderr,
-		preserved:     preserved,
-		consoleSock:   console,
-		fifo:          fifo,
-		idmaps:        idmaps,
-		payload:       payload,
-		prepareCgroup: cgPrepared,
-		lateCgroup:    mgr.JoinUnified,
+		joins:       joins,
+		newFlags:    flags,
+		timeOffsets: timeOffsets(spec.Linux),
+		uidMaps:     spec.Linux.UIDMappings,
+		gidMaps:     spec.Linux.GIDMappings,
+		stdin:       o.Stdin,
+		stdout:      o.Stdout,
+		stderr:      o.Stderr,
+		preserved:   preserved,
+		consoleSock: console,
+		fifo:        fifo,
+		idmaps:      idmaps,
+		payload:     payload,
+		cgroup:      planCgroup(mgr.Paths(), cgPrepared),
 		onPid: func(pid int) error {
 			_, start, err := procStat(pid)
 			if err != nil {
@@ -402,16 +401,6 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 			return sendSeccompFd(spec, rec, fd)
 		},
 		filter: compileFilter(spec.Linux.Seccomp),
-	}
-	selfJoin, apply := cgroupJoinPlan(mgr, mgr.Paths())
-	sc.selfJoin = selfJoin
-	if apply != nil {
-		sc.applyCgroup = func(pid int) error {
-			if err := cgPrepared(); err != nil {
-				return err
-			}
-			return apply(pid)
-		}
 	}
 	if _, err := spawn(ctx, sc); err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -89,26 +88,13 @@ func (s *Store) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 	spec := *r.Spec
 	payload := &initConfig{Type: "exec", ID: id, Spec: &spec, Process: p}
 	sc := &spawnConfig{
-		joins:         joins,
-		stdin:         o.Stdin,
-		stdout:        o.Stdout,
-		stderr:        o.Stderr,
-		preserved:     preserved,
-		consoleSock:   console,
-		payload:       payload,
-		prepareCgroup: func() error { return nil },
-		lateCgroup: func(pid int) error {
-			if cgErr != nil {
-				return nil
-			}
-			if len(o.SubCgroups) > 0 {
-				if u, ok := m.Paths()[""]; ok && !m.IsV2() {
-					return joinSubCgroups(map[string]string{"": u}, o.SubCgroups, pid)
-				}
-				return nil
-			}
-			return m.JoinUnified(pid)
-		},
+		joins:       joins,
+		stdin:       o.Stdin,
+		stdout:      o.Stdout,
+		stderr:      o.Stderr,
+		preserved:   preserved,
+		consoleSock: console,
+		payload:     payload,
 		onSeccomp: func(pid int, fd int) error {
 			return sendSeccompFd(r.Spec, r, fd)
 		},
@@ -119,10 +105,7 @@ func (s *Store) Exec(ctx context.Context, id string, o ExecOpts) (int, error) {
 		if len(o.SubCgroups) > 0 {
 			paths = subCgroupPaths(paths, o.SubCgroups)
 		}
-		sc.selfJoin, sc.applyCgroup = cgroupJoinPlan(m, paths)
-		if len(o.SubCgroups) > 0 && sc.applyCgroup != nil {
-			sc.applyCgroup = func(pid int) error { return joinSubCgroups(m.Paths(), o.SubCgroups, pid) }
-		}
+		sc.cgroup = planCgroup(paths, func() error { return nil })
 	}
 	pid, err := spawn(ctx, sc)
 	if err != nil {
@@ -181,24 +164,6 @@ func ParseSubCgroups(v string) (map[string]string, error) {
 func checkSub(sub string) error {
 	if sub == "" || filepath.IsAbs(sub) || strings.Contains("/"+sub+"/", "/../") {
 		return fmt.Errorf("%w: sub-cgroup %q must be a relative path inside the container's cgroup", ErrInvalidInput, sub)
-	}
-	return nil
-}
-
-// joinSubCgroups moves pid into existing sub-cgroups.
-func joinSubCgroups(paths, subs map[string]string, pid int) error {
-	for ctrl, base := range paths {
-		sub, ok := subs[ctrl]
-		if !ok {
-			sub = subs[""]
-		}
-		dir := base
-		if sub != "" {
-			dir = filepath.Join(base, sub)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-			return fmt.Errorf("join sub-cgroup %s: %w", dir, err)
-		}
 	}
 	return nil
 }

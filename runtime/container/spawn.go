@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-engine/berth/runtime/cgroup"
 	"github.com/berth-engine/berth/runtime/nsexec"
 	"github.com/berth-engine/berth/runtime/seccomp"
 )
@@ -69,17 +69,9 @@ type spawnConfig struct {
 	timeOffsets string
 	uidMaps     []specs.LinuxIDMapping
 	gidMaps     []specs.LinuxIDMapping
-	// selfJoin lists cgroup v1 tasks files the intermediate process joins
-	// itself to (cheaper than being moved), once prepareCgroup is done.
-	selfJoin      []string
-	prepareCgroup func() error
-	// applyCgroup places the intermediate process in the container's
-	// cgroup (when selfJoin cannot) before it creates anything.
-	applyCgroup func(pid int) error
-	// lateCgroup finishes cgroup membership for the final process (the
-	// hybrid layout's unified hierarchy), off the critical path: done
-	// before the process is reported ready.
-	lateCgroup  func(pid int) error
+	// cgroup says how the processes get into the container's cgroup (nil:
+	// they stay in the runtime's).
+	cgroup      *cgroupPlan
 	stdin       io.Reader
 	stdout      io.Writer
 	stderr      io.Writer
@@ -161,8 +153,13 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	// garbage collector start it faster and leave fewer threads to stop at
 	// exec. (The container process gets its own environment.)
 	env = append(env, "GOMAXPROCS=1", "GOGC=off")
-	if len(sc.selfJoin) > 0 {
-		env = append(env, nsexec.EnvCgroupTasks+"="+strings.Join(sc.selfJoin, ";"))
+	if p := sc.cgroup; p != nil {
+		if len(p.v1Tasks) > 0 {
+			env = append(env, nsexec.EnvCgroupTasks+"="+strings.Join(p.v1Tasks, ";"))
+		}
+		if p.v2Dir != "" {
+			env = append(env, nsexec.EnvCgroup2Dir+"="+p.v2Dir)
+		}
 	}
 	if sc.timeOffsets != "" {
 		env = append(env, nsexec.EnvTimensOffsets+"="+sc.timeOffsets)
@@ -213,24 +210,10 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	stop := context.AfterFunc(ctx, func() { parentSock.f.Close() })
 	defer stop()
 
-	// Joining the cgroups (on cgroup v1 an RCU grace period, milliseconds)
-	// overlaps with the child's start and namespace setup.
-	cgDone := make(chan error, 1)
-	go func() {
-		if sc.applyCgroup == nil {
-			cgDone <- nil
-			return
-		}
-		cgDone <- sc.applyCgroup(cmd.Process.Pid)
-	}()
-	cgWaited := false
-	defer func() {
-		if !cgWaited {
-			<-cgDone
-		}
-	}()
-	if len(sc.selfJoin) > 0 {
-		if err := sc.prepareCgroup(); err != nil {
+	plan := sc.cgroup
+	if plan != nil && (len(plan.v1Tasks) > 0 || plan.v2Dir != "") {
+		// The child joins (or is created in) the cgroup once it exists.
+		if err := plan.prepare(); err != nil {
 			return 0, err
 		}
 		if err := parentSock.sendByte(); err != nil {
@@ -249,9 +232,13 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 			return 0, err
 		}
 	}
-	cgWaited = true
-	if err := <-cgDone; err != nil {
-		return 0, err
+	if plan != nil && plan.move != nil {
+		if err := plan.prepare(); err != nil {
+			return 0, err
+		}
+		if err := plan.move(cmd.Process.Pid); err != nil {
+			return 0, err
+		}
 	}
 	if err := parentSock.sendByte(); err != nil {
 		return 0, childFailure(parentSock, err)
@@ -261,24 +248,19 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		return 0, childFailure(parentSock, err)
 	}
 	pid = m.Pid
+	if plan != nil && plan.v2Dir != "" && !m.Joined {
+		// clone3 could not create the process in its cgroup v2: move it.
+		if err := writeCgroupProcs([]string{plan.v2Dir}, pid); err != nil {
+			return pid, err
+		}
+		if err := parentSock.sendByte(); err != nil {
+			return pid, childFailure(parentSock, err)
+		}
+	}
 	// The init learns its pid as the host sees it.
 	if err := parentSock.send(syncMsg{Type: msgCgroup, Pid: pid}, -1); err != nil {
 		return pid, childFailure(parentSock, err)
 	}
-	lateDone := make(chan error, 1)
-	go func() {
-		if sc.lateCgroup == nil {
-			lateDone <- nil
-			return
-		}
-		lateDone <- sc.lateCgroup(pid)
-	}()
-	lateWaited := false
-	defer func() {
-		if !lateWaited {
-			<-lateDone
-		}
-	}()
 	stage1Done = true
 	if werr := cmd.Wait(); werr != nil {
 		return pid, fmt.Errorf("intermediate process: %w", werr)
@@ -338,10 +320,6 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 			}
 			continue
 		case msgReady:
-			lateWaited = true
-			if err := <-lateDone; err != nil {
-				return pid, err
-			}
 			if sc.payload.Type == "exec" {
 				if err := parentSock.send(syncMsg{Type: msgAck}, -1); err != nil {
 					return pid, err
@@ -494,29 +472,56 @@ func compileFilter(cfg *specs.LinuxSeccomp) func() (*seccomp.Program, error) {
 	}
 }
 
-// cgroupJoinPlan says how the intermediate process gets into the
-// container's cgroup: on cgroup v1 it joins the hierarchies itself through
-// their tasks files (selfJoin); otherwise (v2, or paths the environment
-// cannot carry) the runtime moves it (apply).
-func cgroupJoinPlan(m *cgroup.Manager, paths map[string]string) (selfJoin []string, apply func(pid int) error) {
-	if !m.IsV2() {
-		ok := true
-		seen := map[string]bool{}
-		for key, dir := range paths {
-			if key == "" || seen[dir] {
-				continue
-			}
-			seen[dir] = true
-			if strings.ContainsRune(dir, ';') {
-				ok = false
-				break
-			}
-			selfJoin = append(selfJoin, filepath.Join(dir, "tasks"))
+// cgroupPlan says how the spawned processes get into the container's
+// cgroup without waiting for the kernel: moving another process between
+// cgroups (a cgroup.procs write) waits for an RCU grace period, milliseconds
+// and more under load, while a process that moves its only thread itself
+// (v1 tasks files) or is created in its cgroup (clone3 CLONE_INTO_CGROUP)
+// does not.
+type cgroupPlan struct {
+	// prepare waits until the cgroup exists and is configured.
+	prepare func() error
+	// v1Tasks are the tasks files of the cgroup v1 hierarchies, which the
+	// intermediate process joins itself to.
+	v1Tasks []string
+	// v2Dir is the cgroup v2 directory (the container's, or a hybrid
+	// layout's unified one) the final process is created in.
+	v2Dir string
+	// move puts the intermediate process into the v1 hierarchies when
+	// their paths cannot go through the environment.
+	move func(pid int) error
+}
+
+// planCgroup makes the plan for a container's cgroup paths (as from
+// cgroup.Manager.Paths, "" keying the v2 directory).
+func planCgroup(paths map[string]string, prepare func() error) *cgroupPlan {
+	p := &cgroupPlan{prepare: prepare, v2Dir: paths[""]}
+	var v1 []string
+	seen := map[string]bool{}
+	for key, dir := range paths {
+		if key == "" || seen[dir] {
+			continue
 		}
-		if ok {
-			return selfJoin, nil
-		}
-		selfJoin = nil
+		seen[dir] = true
+		v1 = append(v1, dir)
 	}
-	return nil, m.Join
+	sort.Strings(v1)
+	for _, dir := range v1 {
+		if strings.ContainsRune(dir, ';') {
+			p.move = func(pid int) error { return writeCgroupProcs(v1, pid) }
+			return p
+		}
+		p.v1Tasks = append(p.v1Tasks, filepath.Join(dir, "tasks"))
+	}
+	return p
+}
+
+// writeCgroupProcs moves pid into each cgroup directory.
+func writeCgroupProcs(dirs []string, pid int) error {
+	for _, dir := range dirs {
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
 }

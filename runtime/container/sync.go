@@ -27,8 +27,10 @@ const (
 )
 
 type syncMsg struct {
-	Type    string `json:"type"`
-	Pid     int    `json:"pid,omitempty"`
+	Type string `json:"type"`
+	Pid  int    `json:"pid,omitempty"`
+	// Joined reports that the final process was created in its cgroup v2.
+	Joined  bool   `json:"joined,omitempty"`
 	Message string `json:"message,omitempty"`
 	// Filter answers msgFilter.
 	Filter *seccomp.Program `json:"filter,omitempty"`

@@ -12,8 +12,12 @@
 //                    join cgroup v1 hierarchies itself (_BERTH_CGROUP_TASKS)
 //   child  -> parent: {"type":"usermap","pid":N}\n when it needs uid/gid maps
 //   parent -> child: one byte once the maps are written
-//   child  -> parent: {"type":"pid","pid":N}\n the pid of the process that
-//                     goes on (the container init or exec'd process)
+//   child  -> parent: {"type":"pid","pid":N,"joined":B}\n the pid of the
+//                     process that goes on (the container init or exec'd
+//                     process); joined says it was created in its cgroup v2
+//                     directory (_BERTH_CGROUP2_DIR) by clone3
+//   parent -> final process: one byte once the runtime has moved it into
+//                     that directory, when joined is false
 //   child  -> parent: {"type":"error","message":"..."}\n on failure
 //   parent -> child: one byte once the child is in the container's cgroup
 //                    (the parent joins it while the child sets up)
@@ -30,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <linux/sched.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -202,8 +207,19 @@ void berth_nsexec(void)
 	// single thread does not wait for the RCU grace period that moving
 	// another process costs. The runtime says when the cgroups exist.
 	const char *tasks = getenv("_BERTH_CGROUP_TASKS");
-	if (tasks && *tasks) {
+	const char *cg2dir = getenv("_BERTH_CGROUP2_DIR");
+	int cg2fd = -1;
+	if ((tasks && *tasks) || (cg2dir && *cg2dir))
 		wait_byte("cgroup creation");
+	// The final process is created directly in the cgroup v2 directory
+	// (clone3 CLONE_INTO_CGROUP), opened now, while its path still
+	// resolves in our mount namespace.
+	if (cg2dir && *cg2dir) {
+		cg2fd = open(cg2dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cg2fd < 0)
+			bail("open cgroup %s", cg2dir);
+	}
+	if (tasks && *tasks) {
 		char buf[8192];
 		if (strlen(tasks) >= sizeof(buf)) {
 			errno = 0;
@@ -243,6 +259,7 @@ void berth_nsexec(void)
 	const char *new_s = getenv("_BERTH_NS_NEW");
 	if (new_s && *new_s)
 		flags = strtoul(new_s, NULL, 16);
+	unsigned long newflags_all = flags;
 
 	if (flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
@@ -255,16 +272,15 @@ void berth_nsexec(void)
 			(void)setresuid(0, 0, 0);
 		flags &= ~(unsigned long)CLONE_NEWUSER;
 	}
-	// The runtime joins us to the container's cgroup meanwhile (on cgroup
-	// v1 that waits for an RCU grace period); a new cgroup namespace must
-	// be rooted there, and the final process must start there.
+	// A new cgroup namespace is created by the final process, once it is
+	// in all of its cgroups, so that it is rooted there.
 	unsigned long cgroupns = flags & (unsigned long)CLONE_NEWCGROUP;
 	flags &= ~cgroupns;
 	if (flags != 0 && unshare((int)flags) < 0)
 		bail("unshare namespaces 0x%lx", flags);
+	// Where the runtime moves us into the cgroup itself (a fallback), it
+	// says when it is done.
 	wait_byte("cgroup setup");
-	if (cgroupns != 0 && unshare(CLONE_NEWCGROUP) < 0)
-		bail("unshare cgroup namespace");
 
 	if (flags & CLONE_NEWTIME) {
 		const char *off = getenv("_BERTH_TIMENS_OFFSETS");
@@ -272,11 +288,46 @@ void berth_nsexec(void)
 			write_file("/proc/self/timens_offsets", off);
 	}
 
-	pid_t child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+	pid_t child = -1;
+	int joined = 0;
+	// From a user namespace, creating into the host's cgroup is refused
+	// late, after the child's pid was allocated, which would leave a new
+	// pid namespace unusable: there, the runtime moves the child instead.
+	int in_userns = (newflags_all & CLONE_NEWUSER) != 0;
+	for (int i = 0; i < njoin; i++)
+		if (joins[i].flag == CLONE_NEWUSER)
+			in_userns = 1;
+	if (cg2fd >= 0 && !in_userns) {
+		struct clone_args args;
+		memset(&args, 0, sizeof(args));
+		args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
+		// With CLONE_PARENT, clone3 takes the exit signal from us (the
+		// runtime started us with SIGCHLD) and refuses one given here.
+		args.exit_signal = 0;
+		args.cgroup = (unsigned long long)cg2fd;
+		child = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+		if (child >= 0)
+			joined = 1;
+		// Refused (an old kernel, or no permission from a user
+		// namespace): a plain clone, and the runtime moves the child.
+	}
+	if (child < 0)
+		child = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
 	if (child < 0)
 		bail("clone init");
-	if (child == 0)
-		return; // the final process: on into the Go runtime
-	send_pid("pid", child);
+	if (child == 0) {
+		// The final process, single-threaded: wait for the runtime to
+		// move it into its cgroup v2 if clone3 could not create it
+		// there, then make its cgroup namespace.
+		if (cg2fd >= 0 && !joined)
+			wait_byte("cgroup v2 join");
+		if (cgroupns != 0 && unshare(CLONE_NEWCGROUP) < 0)
+			bail("unshare cgroup namespace");
+		return; // on into the Go runtime
+	}
+	char line[128];
+	int n = snprintf(line, sizeof(line), "{\"type\":\"pid\",\"pid\":%d,\"joined\":%s}\n", (int)child,
+			 joined ? "true" : "false");
+	write_all(sync_fd, line, (size_t)n);
 	_exit(0);
 }

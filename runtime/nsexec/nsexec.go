@@ -22,4 +22,7 @@ const (
 	// EnvCgroupTasks lists ";"-separated cgroup v1 "tasks" files the
 	// intermediate process joins itself to.
 	EnvCgroupTasks = "_BERTH_CGROUP_TASKS"
+	// EnvCgroup2Dir names the cgroup v2 directory the final process is
+	// created in (the container's, or the hybrid layout's unified one).
+	EnvCgroup2Dir = "_BERTH_CGROUP2_DIR"
 )
