@@ -282,7 +282,12 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		m, fd, err := parentSock.recv()
 		if err != nil {
 			if errors.Is(err, errPeerClosed) {
-				err = errors.New("container init exited before it was ready")
+				how, reaped := describeExit(pid)
+				err = fmt.Errorf("container init exited before it was ready%s", how)
+				if reaped {
+					// Gone and reaped: its pid may be reused, never kill it.
+					return 0, err
+				}
 			}
 			return pid, err
 		}
@@ -524,4 +529,27 @@ func writeCgroupProcs(dirs []string, pid int) error {
 		}
 	}
 	return nil
+}
+
+// describeExit reaps pid (our child, which closed the sync socket without a
+// word) if it exits within a short while, and says how it ended.
+func describeExit(pid int) (how string, reaped bool) {
+	var ws unix.WaitStatus
+	for i := 0; i < 100; i++ {
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if err != nil {
+			return "", false
+		}
+		if got == pid {
+			switch {
+			case ws.Signaled():
+				return fmt.Sprintf(" (killed by %v)", ws.Signal()), true
+			case ws.Exited():
+				return fmt.Sprintf(" (exit status %d; see the container's stderr)", ws.ExitStatus()), true
+			}
+			return "", true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return "", false
 }
