@@ -31,7 +31,19 @@ if [ -n "$fixed" ]; then
 	echo "runtime-conformance: expected to fail but passed: $(echo $fixed)"
 fi
 if [ -n "$unexpected" ]; then
-	echo "runtime-conformance: unexpected failures: $(echo $unexpected)" >&2
-	exit 1
+	# Some programs race with the container they test (killsig signals a
+	# shell before it may have installed its trap; others poll status
+	# once a second): run the unexpected failures once more, and say so.
+	echo "runtime-conformance: unexpected failures: $(echo $unexpected); running them again"
+	retry=$(mktemp /tmp/berth-rtval-retry.XXXXXX)
+	RTVAL_TESTS="$(echo $unexpected)" RTVAL_WRAP=0 RTVAL_ROOT="$state" RTVAL_NAME=berth-runtime-retry \
+		bash "$suite/runtime-validate.sh" "$rt" | tee "$retry"
+	still=$(sed -n 's/^# failed://p' "$retry" | tr ' ' '\n' | sed '/^$/d' | sort)
+	rm -f "$retry"
+	if [ -n "$still" ]; then
+		echo "runtime-conformance: unexpected failures: $(echo $still)" >&2
+		exit 1
+	fi
+	echo "runtime-conformance: FLAKY (failed once, passed on retry): $(echo $unexpected)"
 fi
 echo "runtime-conformance: ok (only the expected, environment-explained failures)"

@@ -181,7 +181,7 @@ filesystem. The container's process waits until "start" is run.`,
 						if len(args) == 1 {
 							return err
 						}
-						g.log.errorf("%s", describe("delete", err))
+						g.log.errorf("%s: %s", id, describe("delete", err))
 						failed = errors.New("some containers could not be deleted")
 					}
 				}

@@ -105,8 +105,15 @@ func (s *syncSock) recv() (syncMsg, int, error) {
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	var n, oobn, flags int
 	var err error
+	resets := 0
 	for {
 		n, oobn, flags, _, err = unix.Recvmsg(int(s.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		// A peer that exits with bytes of ours unread makes the kernel
+		// report ECONNRESET once, before the messages it sent: read on.
+		if errors.Is(err, unix.ECONNRESET) && resets == 0 {
+			resets++
+			continue
+		}
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
