@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -73,14 +72,14 @@ func readInitConfig() (*initConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read init config: %w", err)
 	}
-	var cfg initConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
+	cfg, err := decodeInitConfig(data)
+	if err != nil {
 		return nil, fmt.Errorf("decode init config: %w", err)
 	}
 	if cfg.Process == nil && cfg.Type == "exec" {
 		return nil, errors.New("init config has no process")
 	}
-	return &cfg, nil
+	return cfg, nil
 }
 
 func runInit(sock *syncSock) error {

@@ -2,7 +2,6 @@ package container
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,31 +28,32 @@ const (
 	InitArg = "init"
 )
 
-// initConfig is what the runtime sends the init process.
+// initConfig is what the runtime sends the init process, in the compact
+// form of wire.go: a field the init starts to use must be carried there too.
 type initConfig struct {
-	Type    string         `json:"type"` // "init" or "exec"
-	ID      string         `json:"id"`
-	Spec    *specs.Spec    `json:"spec,omitempty"`
-	Process *specs.Process `json:"process"`
+	Type    string // "init" or "exec"
+	ID      string
+	Spec    *specs.Spec
+	Process *specs.Process
 	// NoProcess marks a container created without a process.
-	NoProcess    bool              `json:"no_process,omitempty"`
-	Rootfs       string            `json:"rootfs,omitempty"`
-	Bundle       string            `json:"bundle,omitempty"`
-	NoPivot      bool              `json:"no_pivot,omitempty"`
-	NoNewKeyring bool              `json:"no_new_keyring,omitempty"`
-	ConsoleFd    int               `json:"console_fd"`
-	FifoFd       int               `json:"fifo_fd"`
-	PreserveFds  int               `json:"preserve_fds"`
-	NewUserNS    bool              `json:"new_userns,omitempty"`
-	NewMountNS   bool              `json:"new_mountns,omitempty"`
-	NewNetNS     bool              `json:"new_netns,omitempty"`
-	NewCgroupNS  bool              `json:"new_cgroupns,omitempty"`
-	NewUTSNS     bool              `json:"new_utsns,omitempty"`
-	CgroupPaths  map[string]string `json:"cgroup_paths,omitempty"`
+	NoProcess    bool
+	Rootfs       string
+	Bundle       string
+	NoPivot      bool
+	NoNewKeyring bool
+	ConsoleFd    int
+	FifoFd       int
+	PreserveFds  int
+	NewUserNS    bool
+	NewMountNS   bool
+	NewNetNS     bool
+	NewCgroupNS  bool
+	NewUTSNS     bool
+	CgroupPaths  map[string]string
 	// IDMapFds maps indexes of spec.Mounts to fds of prepared idmapped mounts.
-	IDMapFds map[int]int `json:"idmap_fds,omitempty"`
+	IDMapFds map[int]int
 	// State is the container state passed to startContainer hooks.
-	State *specs.State `json:"state,omitempty"`
+	State *specs.State
 }
 
 type nsJoin struct {
@@ -176,10 +176,7 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	// The configuration goes into the pipe right away (a goroutine, in
 	// case it exceeds the pipe's buffer): the init reads it as soon as its
 	// Go runtime is up, while the runtime still waits for the pid.
-	payload, err := json.Marshal(sc.payload)
-	if err != nil {
-		return 0, fmt.Errorf("encode init config: %w", err)
-	}
+	payload := encodeInitConfig(sc.payload)
 	werrc := make(chan error, 1)
 	go func() {
 		_, err := cfgW.Write(payload)
