@@ -77,3 +77,45 @@ func TestProgramLoad(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
+
+// TestClone3Enosys: a deny-by-default profile that does not name clone3
+// must make it fail with ENOSYS (so glibc falls back to clone and threads
+// can still be created), not with the profile's EPERM.
+func TestClone3Enosys(t *testing.T) {
+	if os.Getenv("BERTH_SECCOMP_CLONE3_CHILD") == "1" {
+		p, err := Compile(&specs.LinuxSeccomp{
+			DefaultAction: specs.ActErrno,
+			Syscalls: []specs.LinuxSyscall{{Names: []string{
+				"read", "write", "close", "exit", "exit_group", "futex", "mmap", "munmap", "madvise", "mprotect",
+				"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "clone", "gettid", "getpid",
+				"tgkill", "nanosleep", "sched_yield", "epoll_pwait", "epoll_ctl", "fcntl", "openat",
+				"set_robust_list", "rseq", "prctl", "getrlimit", "prlimit64", "sched_getaffinity", "fstat", "newfstatat",
+				"clock_gettime", "pipe2", "epoll_create1", "brk", "arch_prctl", "set_tid_address", "getrandom", "dup3",
+			}, Action: specs.ActAllow}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Load(); err != nil {
+			t.Fatal(err)
+		}
+		_, _, errno := unix.Syscall(unix.SYS_CLONE3, 0, 0, 0)
+		if errno != unix.ENOSYS {
+			t.Fatalf("clone3 under the filter: %v, want ENOSYS", errno)
+		}
+		_, _, errno = unix.Syscall(unix.SYS_UNSHARE, 0, 0, 0)
+		if errno != unix.EPERM {
+			t.Fatalf("unshare under the filter: %v, want the profile's EPERM", errno)
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestClone3Enosys$", "-test.v")
+	cmd.Env = append(os.Environ(), "BERTH_SECCOMP_CLONE3_CHILD=1", "GOMAXPROCS=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
