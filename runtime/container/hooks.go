@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -73,9 +72,4 @@ func runHook(h specs.Hook, state []byte) error {
 		<-done
 		return fmt.Errorf("timed out after %ds", *h.Timeout)
 	}
-}
-
-func readSmallFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	return string(b), err
 }

@@ -2,6 +2,7 @@ package container
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 
@@ -187,6 +188,6 @@ func setUser(u *specs.User) error {
 }
 
 func setgroupsDenied() bool {
-	data, err := readSmallFile("/proc/self/setgroups")
-	return err == nil && strings.TrimSpace(data) == "deny"
+	data, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(data)) == "deny"
 }
