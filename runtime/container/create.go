@@ -263,6 +263,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		return err
 	}
 	defer unlock()
+	failpoint("create:dir")
 
 	rec := &record{
 		ID:      o.ID,
@@ -308,6 +309,12 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 	if err != nil {
 		return err
 	}
+	// Recorded before the cgroup exists: if this process dies from here on,
+	// delete finds what to remove.
+	rec.CgroupPaths = mgr.Paths()
+	if err := s.save(rec); err != nil {
+		return err
+	}
 	// The cgroup is created and configured while the init starts; only
 	// joining it waits for the init's pid.
 	cgErr := make(chan error, 1)
@@ -315,6 +322,9 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 		err := mgr.Apply(-1)
 		if err == nil {
 			err = mgr.Set(resources)
+		}
+		if err == nil {
+			failpoint("create:cgroup")
 		}
 		cgErr <- err
 	}()
@@ -392,7 +402,11 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 			rec.CgroupPaths = mgr.Paths()
 			rec.NamespacePaths = namespacePaths(pid, spec.Linux)
 			state.Pid = pid
-			return s.save(rec)
+			if err := s.save(rec); err != nil {
+				return err
+			}
+			failpoint("create:init")
+			return nil
 		},
 		onHooks: func(pid int) error {
 			return runHooks("createRuntime", spec.Hooks.CreateRuntime, state)
@@ -405,6 +419,7 @@ func (s *Store) Create(ctx context.Context, o CreateOpts) (retErr error) {
 	if _, err := spawn(ctx, sc); err != nil {
 		return err
 	}
+	failpoint("create:ready")
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, rec.InitPid); err != nil {
 			_ = unix.Kill(rec.InitPid, unix.SIGKILL)

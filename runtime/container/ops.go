@@ -293,11 +293,13 @@ func (s *Store) destroy(r *record) (warnings []error, err error) {
 	if err := r.killAndWait(); err != nil {
 		return nil, err
 	}
+	failpoint("delete:killed")
 	if m, err := r.cgroup(); err == nil {
 		if err := m.Destroy(); err != nil {
 			warnings = append(warnings, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
+	failpoint("delete:cgroup")
 	if r.Spec != nil && r.Spec.Hooks != nil {
 		for i, h := range r.Spec.Hooks.Poststop {
 			if err := runHooks("poststop", []specs.Hook{h}, r.hookState(StatusStopped)); err != nil {

@@ -178,7 +178,8 @@ type runOpts struct {
 	// stdout and stderr, when set, receive the command's output instead of
 	// the capture files; a container created by the command inherits them.
 	stdout, stderr *os.File
-	dir            string // working directory
+	dir            string   // working directory
+	env            []string // added to the test's environment
 }
 
 // invoke runs bin with args. Output goes to files, never pipes, so that a
@@ -203,6 +204,9 @@ func invokeErr(bin string, o runOpts, args ...string) (result, error) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = o.dir
+	if len(o.env) > 0 {
+		cmd.Env = append(os.Environ(), o.env...)
+	}
 	cmd.Stdin = o.stdin
 	cmd.WaitDelay = 2 * time.Second
 	outF, errF := o.stdout, o.stderr
