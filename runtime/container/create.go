@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,9 +36,8 @@ type CreateOpts struct {
 	NoNewKeyring bool
 	// PreserveFds passes this many fds, from fd 3 of the caller, on.
 	PreserveFds int
-	Stdin       io.Reader
-	Stdout      io.Writer
-	Stderr      io.Writer
+	// Stdin, Stdout and Stderr are the container's stdio (nil: /dev/null).
+	Stdin, Stdout, Stderr *os.File
 	// CgroupParent places empty and relative cgroup paths (default /berth).
 	CgroupParent string
 	// Spec, when set, is the bundle's configuration already loaded with

@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,9 +18,8 @@ type ExecOpts struct {
 	ConsoleConn   *os.File
 	PidFile       string
 	PreserveFds   int
-	Stdin         io.Reader
-	Stdout        io.Writer
-	Stderr        io.Writer
+	// Stdin, Stdout and Stderr are the process's stdio (nil: /dev/null).
+	Stdin, Stdout, Stderr *os.File
 	// SubCgroups places the process in existing sub-cgroups of the
 	// container's, per controller ("" for every controller).
 	SubCgroups map[string]string

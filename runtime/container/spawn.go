@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -71,15 +71,14 @@ type spawnConfig struct {
 	gidMaps     []specs.LinuxIDMapping
 	// cgroup says how the processes get into the container's cgroup (nil:
 	// they stay in the runtime's).
-	cgroup      *cgroupPlan
-	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
-	preserved   []*os.File
-	consoleSock *os.File
-	fifo        *os.File
-	idmaps      []idmapMount
-	payload     *initConfig
+	cgroup *cgroupPlan
+	// stdio of the process; nil means /dev/null.
+	stdin, stdout, stderr *os.File
+	preserved             []*os.File
+	consoleSock           *os.File
+	fifo                  *os.File
+	idmaps                []idmapMount
+	payload               *initConfig
 	// onPid is called as soon as the final pid is known, so the caller can
 	// kill it when a later step fails.
 	onPid func(pid int) error
@@ -164,15 +163,7 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	if sc.timeOffsets != "" {
 		env = append(env, nsexec.EnvTimensOffsets+"="+sc.timeOffsets)
 	}
-	cmd := &exec.Cmd{
-		Args:       []string{"berth-runtime", InitArg},
-		Env:        env,
-		Stdin:      sc.stdin,
-		Stdout:     sc.stdout,
-		Stderr:     sc.stderr,
-		ExtraFiles: extra,
-		Dir:        "/",
-	}
+	files := append([]*os.File{sc.stdin, sc.stdout, sc.stderr}, extra...)
 	// The configuration goes into the pipe right away (a goroutine, in
 	// case it exceeds the pipe's buffer): the init reads it as soon as its
 	// Go runtime is up, while the runtime still waits for the pid.
@@ -183,7 +174,8 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		cfgW.Close()
 		werrc <- err
 	}()
-	if err := startProtected(cmd); err != nil {
+	stage1, err := startProtected(files, env)
+	if err != nil {
 		return 0, fmt.Errorf("start init process: %w", err)
 	}
 	childSock.Close()
@@ -191,8 +183,9 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 	stage1Done := false
 	defer func() {
 		if !stage1Done {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			_ = unix.Kill(stage1, unix.SIGKILL)
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(stage1, &ws, 0, nil)
 		}
 		if err != nil && pid > 0 {
 			_ = unix.Kill(pid, unix.SIGKILL)
@@ -233,7 +226,7 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		if err := plan.prepare(); err != nil {
 			return 0, err
 		}
-		if err := plan.move(cmd.Process.Pid); err != nil {
+		if err := plan.move(stage1); err != nil {
 			return 0, err
 		}
 	}
@@ -259,8 +252,12 @@ func spawn(ctx context.Context, sc *spawnConfig) (pid int, err error) {
 		return pid, childFailure(parentSock, err)
 	}
 	stage1Done = true
-	if werr := cmd.Wait(); werr != nil {
-		return pid, fmt.Errorf("intermediate process: %w", werr)
+	var ws unix.WaitStatus
+	if _, werr := unix.Wait4(stage1, &ws, 0, nil); werr != nil {
+		return pid, fmt.Errorf("wait for the intermediate process: %w", werr)
+	}
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		return pid, fmt.Errorf("intermediate process ended with status %v", ws)
 	}
 	// oom_score_adj is written from here, with the host's view of the
 	// process (its /proc files are not the container's to write).
@@ -377,17 +374,39 @@ func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
 // no copy, and the read-only mount stays attached to every reference to
 // the executable. Where that is not possible (no CAP_SYS_ADMIN, an old
 // kernel), a sealed in-memory copy is executed instead.
-func startProtected(cmd *exec.Cmd) error {
+func startProtected(files []*os.File, env []string) (int, error) {
 	exe, err := readOnlySelf()
 	if err != nil {
 		if exe, err = cloneSelf(); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	defer exe.Close()
-	cmd.ExtraFiles = append(cmd.ExtraFiles, exe)
-	cmd.Path = "/proc/self/fd/" + strconv.Itoa(2+len(cmd.ExtraFiles))
-	return cmd.Start()
+	files = append(files, exe)
+	fds := make([]uintptr, len(files))
+	var devNull *os.File
+	for i, f := range files {
+		if f == nil {
+			if devNull == nil {
+				if devNull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+					return 0, err
+				}
+				defer devNull.Close()
+			}
+			f = devNull
+		}
+		fds[i] = f.Fd()
+	}
+	// syscall.ForkExec rather than os/exec: no pidfd probe (a throw-away
+	// fork on first use) and no copying goroutines; the container's stdio
+	// are files.
+	pid, err := syscall.ForkExec("/proc/self/fd/"+strconv.Itoa(len(files)-1), []string{"berth-runtime", InitArg},
+		&syscall.ProcAttr{Dir: "/", Env: env, Files: fds})
+	runtime.KeepAlive(files)
+	if err != nil {
+		return 0, err
+	}
+	return pid, nil
 }
 
 // readOnlySelf returns an O_PATH handle of the running binary on a
