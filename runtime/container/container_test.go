@@ -3,7 +3,9 @@ package container
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -364,5 +366,22 @@ func TestCgroupResourcesHonoursSpecDenies(t *testing.T) {
 		if d.Major != nil && *d.Major == 1 {
 			t.Fatalf("rule %+v survived a deny of c 1:*", d)
 		}
+	}
+}
+
+func TestRunsRuntime(t *testing.T) {
+	if !runsRuntime("/proc/self/exe") {
+		t.Fatal("our own binary is not recognised")
+	}
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if runsRuntime("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/exe") {
+		t.Fatal("sleep taken for the runtime")
+	}
+	if runsRuntime("/proc/0/exe") {
+		t.Fatal("a missing process taken for the runtime")
 	}
 }

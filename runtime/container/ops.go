@@ -147,11 +147,7 @@ func awaitFifo(path string, r *record) error {
 func (r *record) awaitExec(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	exe := "/proc/" + strconv.Itoa(r.InitPid) + "/exe"
-	for time.Now().Before(deadline) {
-		target, err := os.Readlink(exe)
-		if err != nil || !strings.HasPrefix(target, "/memfd:") {
-			break
-		}
+	for time.Now().Before(deadline) && runsRuntime(exe) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	settle := time.Now().Add(50 * time.Millisecond)
@@ -162,6 +158,21 @@ func (r *record) awaitExec(timeout time.Duration) {
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
+}
+
+// runsRuntime reports whether the process whose /proc exe link is given
+// still runs the runtime's binary: the same file as ours (executed through
+// a read-only mount of it), or the sealed in-memory copy of the fallback.
+func runsRuntime(exe string) bool {
+	var their, ours unix.Stat_t
+	if err := unix.Stat(exe, &their); err != nil {
+		return false
+	}
+	if err := unix.Stat("/proc/self/exe", &ours); err == nil && their.Dev == ours.Dev && their.Ino == ours.Ino {
+		return true
+	}
+	target, err := os.Readlink(exe)
+	return err == nil && strings.HasPrefix(target, "/memfd:berth-runtime")
 }
 
 func (s *Store) loadLocked(id string) (*record, func(), error) {
