@@ -141,7 +141,7 @@ func awaitFifo(path string, r *record) error {
 }
 
 // awaitExec waits until the init has exec'd the user process (it no longer
-// runs from the runtime's sealed binary copy) and then, briefly, until that
+// runs the runtime's binary) and then, briefly, until that
 // process first blocks or exits, so poststart hooks observe a process that
 // has really begun. Both waits are bounded.
 func (r *record) awaitExec(timeout time.Duration) {
