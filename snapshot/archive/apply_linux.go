@@ -770,42 +770,35 @@ func (a *applier) whiteout(parent, base string) error {
 		// Whiteouts only hide lower content, never this layer's.
 		return nil
 	}
-	switch a.opts.Whiteouts {
-	case WhiteoutOverlay:
-		pfd, err := a.mkdirAll(parent)
-		if err != nil {
-			return fmt.Errorf("whiteout parent: %w", err)
-		}
-		defer unix.Close(pfd)
-		var pst unix.Stat_t
-		if err := unix.Fstat(pfd, &pst); err != nil {
-			return fmt.Errorf("stat whiteout parent: %w", err)
-		}
-		if err := removeAllAt(pfd, name, pst.Dev); err != nil {
-			return fmt.Errorf("whiteout: %w", err)
-		}
-		if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil {
-			return fmt.Errorf("create whiteout device: %w", err)
-		}
-		return nil
-	default:
-		pfd, err := resolveDir(a.root, parent)
+	overlay := a.opts.Whiteouts == WhiteoutOverlay
+	var pfd int
+	var err error
+	if overlay {
+		// The 0/0 device is created even where no lower content exists.
+		pfd, err = a.mkdirAll(parent)
+	} else {
+		pfd, err = resolveDir(a.root, parent)
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return nil // nothing to delete
 		}
-		if err != nil {
-			return fmt.Errorf("whiteout parent: %w", err)
-		}
-		defer unix.Close(pfd)
-		var pst unix.Stat_t
-		if err := unix.Fstat(pfd, &pst); err != nil {
-			return fmt.Errorf("stat whiteout parent: %w", err)
-		}
-		if err := removeAllAt(pfd, name, pst.Dev); err != nil {
-			return fmt.Errorf("whiteout: %w", err)
-		}
-		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("whiteout parent: %w", err)
+	}
+	defer unix.Close(pfd)
+	var pst unix.Stat_t
+	if err := unix.Fstat(pfd, &pst); err != nil {
+		return fmt.Errorf("stat whiteout parent: %w", err)
+	}
+	if err := removeAllAt(pfd, name, pst.Dev); err != nil {
+		return fmt.Errorf("whiteout: %w", err)
+	}
+	if overlay {
+		if err := unix.Mknodat(pfd, name, unix.S_IFCHR, 0); err != nil {
+			return fmt.Errorf("create whiteout device: %w", err)
+		}
+	}
+	return nil
 }
 
 // opaque applies ".wh..wh..opq" in directory rel.
