@@ -43,6 +43,9 @@ const (
 	MediaTypeOCILayerNonDistributableGzip = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
 	MediaTypeOCILayerNonDistributableZstd = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
 	MediaTypeDockerLayer                  = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	// Docker's uncompressed layer: what docker save and the containerd
+	// image store write for layers kept as plain tar.
+	MediaTypeDockerLayerUncompressed = "application/vnd.docker.image.rootfs.diff.tar"
 	// Docker's "foreign" layer (e.g. Windows base layers): non-distributable.
 	MediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 )
@@ -397,6 +400,7 @@ var layerTypes = map[string]Layer{
 	MediaTypeOCILayerNonDistributableGzip: {Compression: Gzip, NonDistributable: true},
 	MediaTypeOCILayerNonDistributableZstd: {Compression: Zstd, NonDistributable: true},
 	MediaTypeDockerLayer:                  {Compression: Gzip},
+	MediaTypeDockerLayerUncompressed:      {Compression: Uncompressed},
 	MediaTypeDockerForeignLayer:           {Compression: Gzip, NonDistributable: true},
 }
 
