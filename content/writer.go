@@ -107,6 +107,8 @@ type Writer struct {
 	expected  digest.Digest
 	total     int64
 	offset    int64
+	// writeback is the offset up to which writeback was started.
+	writeback int64
 	started   time.Time
 	updated   time.Time
 	committed digest.Digest
@@ -259,6 +261,7 @@ func (w *Writer) createData() error {
 		return err
 	}
 	w.data, w.offset = f, 0
+	w.writeback = 0
 	w.hash.Reset()
 	return nil
 }
@@ -310,6 +313,7 @@ func (w *Writer) reopenData() error {
 		}
 	}
 	w.data, w.offset = f, n
+	w.writeback = n
 	return nil
 }
 
@@ -346,11 +350,29 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if n > 0 {
 		w.updated = time.Now()
 		fire("ingest-data-written")
+		w.startWriteback()
 	}
 	if err != nil {
 		return n, fmt.Errorf("write %q: %w", w.ref, err)
 	}
 	return n, nil
+}
+
+// writebackChunk is how much written data a Writer lets accumulate before
+// it asks the kernel to start writing it out.
+const writebackChunk = 8 << 20
+
+// startWriteback starts (without waiting for) the writeback of each
+// completed chunk, so that Commit's fsync finds little left to flush
+// instead of the whole blob, and a large pull does not pile up dirty pages
+// that stall every other writer of the file system at once. Failures are
+// ignored: it is only advice, Commit's fsync is the guarantee.
+func (w *Writer) startWriteback() {
+	if w.offset-w.writeback < writebackChunk {
+		return
+	}
+	_ = unix.SyncFileRange(int(w.data.Fd()), w.writeback, w.offset-w.writeback, unix.SYNC_FILE_RANGE_WRITE)
+	w.writeback = w.offset
 }
 
 // ReadFrom writes everything read from r until EOF, in 1 MiB chunks,

@@ -86,7 +86,7 @@ func TestCrash(t *testing.T) {
 		{"view", "create-recorded", nil, prepareBase, func(t *testing.T, s *Snapshotter) {
 			viewSees(t, s, "new", "base")
 		}},
-		{"commit", "commit-synced", nil, prepareActive, func(t *testing.T, s *Snapshotter) {
+		{"commit", "commit-locked", nil, prepareActive, func(t *testing.T, s *Snapshotter) {
 			absent("committed")(t, s)
 			if info, err := s.Stat(ctx, "active"); err != nil || info.Kind != KindActive {
 				t.Fatalf("active: %+v, %v", info, err)

@@ -66,8 +66,9 @@
 // (moved to the trash first), and each record change is one bbolt
 // transaction: a key is never visible without its directory, and a
 // snapshot is never half committed — its record says active or committed.
-// Commit flushes the filesystem holding the snapshot (syncfs) before
-// recording it. What a crash can leave is an unreferenced directory, a
+// The metadata database is fsynced by bbolt on every change; unpacked
+// files are not flushed (a killed process loses none of its writes, and a
+// power loss is outside the model, as DESIGN.md decision 5 says). What a crash can leave is an unreferenced directory, a
 // trash entry, or a temporary file; Open and Cleanup delete them, skipping
 // directories still locked by an operation in progress. Each persistence
 // step is a failpoint, "snapshot.<step>" (see internal/failpoint), where
