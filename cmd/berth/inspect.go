@@ -8,9 +8,10 @@ import (
 	"github.com/opencontainers/image-spec/identity"
 )
 
-// imageInspect is docker's image inspect object (API 1.41 shape).
+// imageInspect is docker's image inspect object (API 1.41 shape). Field
+// names are docker's too, because --format templates use them: {{.Id}}.
 type imageInspect struct {
-	ID              string            `json:"Id"`
+	Id              string            `json:"Id"`
 	RepoTags        []string          `json:"RepoTags"`
 	RepoDigests     []string          `json:"RepoDigests"`
 	Parent          string            `json:"Parent"`
@@ -73,7 +74,7 @@ func inspectImage(ctx context.Context, store *image.Store, img *image.Image) (*i
 		return nil, err
 	}
 	v := &imageInspect{
-		ID:            img.ID.String(),
+		Id:            img.ID.String(),
 		RepoTags:      []string{},
 		RepoDigests:   []string{},
 		Comment:       cfg.Comment,

@@ -7,11 +7,18 @@
 // into, get a TTY and get a memory limit (changed again through the peer's
 // update where it has one), and are paused, resumed, stopped and restarted.
 //
+// The TestImage tests (images_test.go) prove that berth's image commands
+// interoperate with the registry and image tools: berth pushes to and pulls
+// from docker-registry, and skopeo, Podman and dockerd pull, push, save and
+// load the same images, which keep their image IDs throughout. They run the
+// berth command line named by BERTH (default ../../bin/berth).
+//
 // Run as root, with the peers installed from Debian (podman, containerd,
-// docker.io) and busybox-static:
+// docker.io, skopeo, docker-registry, apache2-utils for htpasswd) and
+// busybox-static:
 //
 //	make build
-//	BERTH_RUNTIME=$PWD/bin/berth-runtime go test -count=1 -tags integration ./test/interop/
+//	BERTH=$PWD/bin/berth BERTH_RUNTIME=$PWD/bin/berth-runtime go test -count=1 -tags integration ./test/interop/
 //
 // BERTH_RUNTIME=/usr/sbin/runc runs the same suite against runc, which tells a
 // berth-runtime bug from a peer or host problem. With CI=true a missing peer,

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,6 +80,25 @@ func berthRuntime(t *testing.T) string {
 	}
 	if fi, err := os.Stat(abs); err != nil || fi.Mode()&0o111 == 0 {
 		unavailable(t, "BERTH_RUNTIME %q is not an executable file (%v)", abs, err)
+	}
+	return abs
+}
+
+// berthCLI returns the absolute path of the berth command line under test:
+// $BERTH, or ../../bin/berth (what `make build` writes, seen from this
+// package's directory) when BERTH is not set.
+func berthCLI(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("BERTH")
+	if p == "" {
+		p = filepath.Join("..", "..", "bin", "berth")
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatalf("BERTH %q: %v", p, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || fi.Mode()&0o111 == 0 {
+		unavailable(t, "berth CLI %q is not an executable file (%v): run make build, or set BERTH", abs, err)
 	}
 	return abs
 }
@@ -170,10 +190,17 @@ func (r result) String() string {
 // runCmd runs one command with a timeout derived from ctx. Its standard
 // input is /dev/null.
 func runCmd(ctx context.Context, timeout time.Duration, env []string, name string, args ...string) result {
+	return runCmdInput(ctx, timeout, env, nil, name, args...)
+}
+
+// runCmdInput is runCmd with stdin as the command's standard input (nil
+// for /dev/null).
+func runCmdInput(ctx context.Context, timeout time.Duration, env []string, stdin io.Reader, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
 	// A daemonized grandchild that keeps a pipe open must not hang the test.
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
