@@ -104,9 +104,9 @@ type Writer struct {
 	hash hash.Hash
 	buf  []byte
 
-	expected  digest.Digest
-	total     int64
-	offset    int64
+	expected digest.Digest
+	total    int64
+	offset   int64
 	// writeback is the offset up to which writeback was started.
 	writeback int64
 	started   time.Time

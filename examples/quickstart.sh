@@ -40,3 +40,12 @@ jq '.process.terminal = false
    "$bundle/config.json" > "$bundle/config.json.new"
 mv "$bundle/config.json.new" "$bundle/config.json"
 ./bin/berth-runtime --root "$bundle/state" run --bundle "$bundle" "quickstart-$$"
+
+# The same root filesystem as an image in a private berth store: import it,
+# list it and show its history (no registry needed).
+echo
+echo "quickstart: importing the root filesystem as an image"
+tar -C "$bundle/rootfs" -c . | ./bin/berth --root "$bundle/store" --config /dev/null \
+	import -c 'CMD ["sh"]' -m "quickstart" - quickstart/busybox:1
+./bin/berth --root "$bundle/store" --config /dev/null images
+./bin/berth --root "$bundle/store" --config /dev/null history quickstart/busybox:1

@@ -41,13 +41,13 @@ func (s *Store) Get(ctx context.Context, ref string) (*Image, error) {
 	var img *Image
 	err := s.db.view(func(tx *bolt.Tx) error {
 		var err error
-		img, err = lookup(tx, ref)
+		img, err = lookup(tx, ref, s.platform)
 		return err
 	})
 	return img, err
 }
 
-func lookup(tx *bolt.Tx, s string) (*Image, error) {
+func lookup(tx *bolt.Tx, s string, platform manifest.Platform) (*Image, error) {
 	r, perr := reference.Parse(s)
 	if perr == nil && r.IsID() {
 		img, err := getImage(tx, r.ID())
@@ -61,7 +61,7 @@ func lookup(tx *bolt.Tx, s string) (*Image, error) {
 	}
 	if perr == nil {
 		if r.Digest() != "" {
-			if img, err := byRepoDigest(tx, r); img != nil || err != nil {
+			if img, err := byRepoDigest(tx, r, platform); img != nil || err != nil {
 				return img, err
 			}
 		} else if id := nameTarget(tx, r.String()); id != "" {
@@ -77,23 +77,34 @@ func lookup(tx *bolt.Tx, s string) (*Image, error) {
 	return nil, fmt.Errorf("%w: %s", ErrNotFound, s)
 }
 
-func byRepoDigest(tx *bolt.Tx, r reference.Ref) (*Image, error) {
+// byRepoDigest finds the image pulled or pushed as repo@digest. Several
+// platforms of one multi-platform digest may be local: the store's own
+// platform is preferred, then the first.
+func byRepoDigest(tx *bolt.Tx, r reference.Ref, platform manifest.Platform) (*Image, error) {
 	imgs, err := allImages(tx)
 	if err != nil {
 		return nil, err
 	}
 	want := r.Repository() + "@" + r.Digest().String()
+	var found []*Image
 	for _, img := range imgs {
-		for _, rd := range img.RepoDigests {
-			if rd == want {
-				return img, nil
-			}
-		}
+		match := contains(img.RepoDigests, want) || img.Manifest.Digest == r.Digest()
 		for _, n := range img.Names {
 			if n.Target.Digest == r.Digest() && refRepo(n.Ref) == r.Repository() {
-				return img, nil
+				match = true
 			}
 		}
+		if match {
+			found = append(found, img)
+		}
+	}
+	for _, img := range found {
+		if p := img.Manifest.Platform; p != nil && platform.Matches(manifest.FromOCI(p)) {
+			return img, nil
+		}
+	}
+	if len(found) > 0 {
+		return found[0], nil
 	}
 	return nil, nil
 }
@@ -138,7 +149,7 @@ func (s *Store) Tag(ctx context.Context, src, target string) error {
 		return fmt.Errorf("tag %s: %w: refusing to create a tag with a digest reference", target, ErrInvalid)
 	}
 	return s.db.update(func(tx *bolt.Tx) error {
-		img, err := lookup(tx, src)
+		img, err := lookup(tx, src, s.platform)
 		if err != nil {
 			return err
 		}
@@ -189,7 +200,7 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveResu
 	}
 	res := &RemoveResult{}
 	err = s.db.update(func(tx *bolt.Tx) error {
-		img, err := lookup(tx, ref)
+		img, err := lookup(tx, ref, s.platform)
 		if err != nil {
 			return err
 		}

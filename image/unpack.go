@@ -145,6 +145,13 @@ func (s *Store) ensureLayer(ctx context.Context, l *lease, j layerJob, fetch fet
 		}
 		failpoint.Fire("image.pull.blob-committed")
 	}
+	if independent && prev != nil {
+		select {
+		case <-prev:
+		default:
+			it.action("Download complete") // waiting for the layer below
+		}
+	}
 	if err := s.waitParent(ctx, prev, j.parent); err != nil {
 		return false, 0, err
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/berth-engine/berth/image"
-	"github.com/opencontainers/image-spec/identity"
 )
 
 // imageInspect is docker's image inspect object (API 1.41 shape). Field
@@ -114,26 +113,5 @@ func inspectImage(ctx context.Context, store *image.Store, img *image.Image) (*i
 		v.RootFS.Layers = append(v.RootFS.Layers, d.String())
 	}
 	v.GraphDriver = graphDriver{Name: store.Snapshotter().Driver(), Data: map[string]string{}}
-	if n := len(cfg.RootFS.DiffIDs); n > 0 {
-		if mounts, err := store.Snapshotter().Mounts(ctx, identity.ChainID(cfg.RootFS.DiffIDs).String()); err == nil && len(mounts) > 0 {
-			for _, o := range mounts[0].Options {
-				if k, val, ok := cutOption(o); ok && (k == "lowerdir" || k == "upperdir" || k == "workdir") {
-					v.GraphDriver.Data[map[string]string{"lowerdir": "LowerDir", "upperdir": "UpperDir", "workdir": "WorkDir"}[k]] = val
-				}
-			}
-			if len(v.GraphDriver.Data) == 0 && mounts[0].Source != "" {
-				v.GraphDriver.Data["LowerDir"] = mounts[0].Source
-			}
-		}
-	}
 	return v, nil
-}
-
-func cutOption(o string) (string, string, bool) {
-	for i := 0; i < len(o); i++ {
-		if o[i] == '=' {
-			return o[:i], o[i+1:], true
-		}
-	}
-	return "", "", false
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-engine/berth/image/credentials"
 	"github.com/berth-engine/berth/image/reference"
+	"github.com/berth-engine/berth/image/remote"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -103,6 +104,9 @@ Without -u/-p, berth asks on the terminal.`,
 				return err
 			}
 			if err := rc.Ping(cmd.Context(), host, username, password); err != nil {
+				if errors.Is(err, remote.ErrUnauthorized) {
+					return fmt.Errorf("login to %s: unauthorized: incorrect username or password", host)
+				}
 				return fmt.Errorf("login to %s: %w", host, err)
 			}
 			cs, err := a.credentialStore()

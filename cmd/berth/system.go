@@ -42,7 +42,8 @@ func (a *app) systemDfCommand() *cobra.Command {
 		Long: `Show the disk space berth's state takes, measured on disk: images count their
 blobs (as pulled, compressed) and their unpacked layers, each once however many
 images share it. RECLAIMABLE is what removing every image no container uses
-would free. -v lists each image with its shared and unique size. --format
+would free, plus data no image references any more (freed by 'berth image
+prune'). -v lists each image with its shared and unique size. --format
 fields: .Type, .TotalCount, .Active, .Size, .Reclaimable.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -84,13 +85,18 @@ fields: .Type, .TotalCount, .Active, .Size, .Reclaimable.`,
 			if err != nil {
 				return usageError{err}
 			}
+			// Leftovers no image references (removed with --no-prune,
+			// or left by an interrupted pull) are on disk too, and
+			// reclaimable.
+			total := du.Total + du.Unreferenced
+			reclaimable := du.Reclaimable + du.Unreferenced
 			pct := 0
-			if du.Total > 0 {
-				pct = int(du.Reclaimable * 100 / du.Total)
+			if total > 0 {
+				pct = int(reclaimable * 100 / total)
 			}
 			rows := []any{dfRow{
 				Type: "Images", TotalCount: len(du.Images), Active: du.Active,
-				Size: size(du.Total), Reclaimable: fmt.Sprintf("%s (%d%%)", size(du.Reclaimable), pct),
+				Size: size(total), Reclaimable: fmt.Sprintf("%s (%d%%)", size(reclaimable), pct),
 			}}
 			return tmpl.Execute(out, rows)
 		},
