@@ -50,14 +50,23 @@ func (s *Store) newLease() (*lease, error) {
 		return nil, err
 	}
 	path := filepath.Join(s.root, "leases", strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(b[:])+".json")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
+	// Lock under a temporary name, then rename: GC takes an unlocked
+	// lease file for a dead owner's, so the file must never be visible
+	// under its final name before it is locked.
+	tmp := strings.TrimSuffix(path, ".json") + ".new"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create lease: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		f.Close()
-		os.Remove(path)
+		os.Remove(tmp)
 		return nil, fmt.Errorf("lock lease: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("create lease: %w", err)
 	}
 	return &lease{s: s, path: path, lock: f}, nil
 }
@@ -106,6 +115,11 @@ func (s *Store) liveLeases() (leaseState, error) {
 	for _, e := range ents {
 		name := e.Name()
 		if !strings.HasSuffix(name, ".json") {
+			if info, err := e.Info(); err == nil && strings.HasSuffix(name, ".new") && time.Since(info.ModTime()) > time.Minute {
+				// Left by a crash between creating and renaming a
+				// lease (a young one may not be locked yet).
+				removeIfUnlocked(filepath.Join(dir, name))
+			}
 			if strings.HasSuffix(name, ".data") {
 				if _, err := os.Stat(filepath.Join(dir, strings.TrimSuffix(name, ".data"))); errors.Is(err, os.ErrNotExist) {
 					os.Remove(filepath.Join(dir, name))
@@ -141,6 +155,18 @@ func (s *Store) liveLeases() (leaseState, error) {
 		all.Snapshots = append(all.Snapshots, st.Snapshots...)
 	}
 	return all, nil
+}
+
+// removeIfUnlocked removes path unless a process holds a lock on it.
+func removeIfUnlocked(path string) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
+		os.Remove(path)
+	}
 }
 
 // gcLock takes <root>/gc.lock, shared or exclusive, waiting for ctx.
