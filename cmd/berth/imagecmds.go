@@ -12,7 +12,6 @@ import (
 
 	"github.com/berth-engine/berth/image"
 	imgarchive "github.com/berth-engine/berth/image/archive"
-	"github.com/berth-engine/berth/image/manifest"
 	"github.com/berth-engine/berth/image/reference"
 	"github.com/berth-engine/berth/internal/format"
 	"github.com/berth-engine/berth/internal/progress"
@@ -490,13 +489,9 @@ gives them.`,
   gzip -dc images.tar.gz | berth load`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var pl *manifest.Platform
-			if platform != "" {
-				p, err := manifest.ParsePlatform(platform)
-				if err != nil {
-					return usagef("--platform: %v", err)
-				}
-				pl = &p
+			pl, err := platformFlag(platform)
+			if err != nil {
+				return err
 			}
 			var r io.Reader = cmd.InOrStdin()
 			if input != "" {
@@ -563,13 +558,9 @@ ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR. Prints the new image's ID.`,
   tar -C rootfs -c . | berth import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - myimage`,
 		Args: rangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var pl *manifest.Platform
-			if platform != "" {
-				p, err := manifest.ParsePlatform(platform)
-				if err != nil {
-					return usagef("--platform: %v", err)
-				}
-				pl = &p
+			pl, err := platformFlag(platform)
+			if err != nil {
+				return err
 			}
 			opts := image.ImportOptions{Changes: changes, Message: message, Source: args[0], Platform: pl}
 			if len(args) == 2 {

@@ -38,13 +38,9 @@ in berth's configuration file (see --config); credentials come from
   berth pull --all-tags localhost:5000/app`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var pl *manifest.Platform
-			if platform != "" {
-				p, err := manifest.ParsePlatform(platform)
-				if err != nil {
-					return usagef("--platform: %v", err)
-				}
-				pl = &p
+			pl, err := platformFlag(platform)
+			if err != nil {
+				return err
 			}
 			return a.pull(cmd, args[0], pl, quiet, allTags)
 		},
@@ -275,4 +271,16 @@ func rangeArgs(min, max int) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// platformFlag parses a --platform value; "" means the default (nil).
+func platformFlag(s string) (*manifest.Platform, error) {
+	if s == "" {
+		return nil, nil
+	}
+	p, err := manifest.ParsePlatform(s)
+	if err != nil {
+		return nil, usagef("--platform: %v", err)
+	}
+	return &p, nil
 }
