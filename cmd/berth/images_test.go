@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/berth-engine/berth/internal/testimage"
@@ -302,5 +303,50 @@ func TestCLIUsageErrors(t *testing.T) {
 	}
 	if _, errs, code := c.run("", "pull", "team/UPPER"); code != 1 || !strings.Contains(errs, "invalid reference format") {
 		t.Errorf("pull team/UPPER: exit %d %q", code, errs)
+	}
+}
+
+// TestCLITokenAuth runs login, push and pull against a registry that uses
+// the Docker token flow: a 401 names a realm, berth fetches a bearer token
+// there with the stored credentials and retries.
+func TestCLITokenAuth(t *testing.T) {
+	reg := testimage.StartRegistry(t)
+	pushTestImage(t, reg, "tok/src", "1")
+	var tokens atomic.Int32
+	reg.Wrap = func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path == "/token" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != "bob" || p != "pw" || r.URL.Query().Get("service") != "test-registry" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			tokens.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"token":"tok-bob","expires_in":300}`))
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer tok-bob" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+reg.Host+`/token",service="test-registry"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}
+	c := newCLI(t)
+	src := reg.Host + "/tok/src:1"
+	if _, errs, code := c.run("", "pull", src); code != 1 || !strings.Contains(errs, "berth login") {
+		t.Errorf("pull without login: exit %d %q", code, errs)
+	}
+	if _, errs, code := c.run("nope\n", "login", "-u", "bob", "--password-stdin", reg.Host); code != 1 || !strings.Contains(errs, "incorrect username or password") {
+		t.Errorf("login with a wrong password: exit %d %q", code, errs)
+	}
+	if out, errs, code := c.run("pw\n", "login", "-u", "bob", "--password-stdin", reg.Host); code != 0 || out != "Login Succeeded\n" {
+		t.Fatalf("login: exit %d %q %q", code, out, errs)
+	}
+	c.ok("pull", "-q", src)
+	c.ok("tag", src, reg.Host+"/tok/dst:1")
+	c.ok("push", "-q", reg.Host+"/tok/dst:1")
+	if tokens.Load() == 0 {
+		t.Error("no token was issued")
 	}
 }
