@@ -156,7 +156,7 @@ func (s *Store) Tag(ctx context.Context, src, target string) error {
 		n := Name{Ref: r.String(), Target: img.Manifest}
 		// Keep the multi-platform target when the source name has one.
 		for _, cur := range img.Names {
-			if cur.Ref == src || familiar(cur.Ref) == src || refMatches(cur.Ref, src) {
+			if refMatches(cur.Ref, src) {
 				n.Target = cur.Target
 			}
 		}

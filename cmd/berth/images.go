@@ -34,6 +34,7 @@ type imageRow struct {
 
 	created time.Time
 	img     *image.Image
+	cfg     *image.ConfigFile
 }
 
 var imageHeaders = map[string]string{
@@ -117,11 +118,7 @@ func (a *app) listImages(cmd *cobra.Command, quiet, digests, noTrunc bool, forma
 	}
 	var kept []imageRow
 	for _, r := range rows {
-		ok, err := flt.match(ctx, store, r)
-		if err != nil {
-			return err
-		}
-		if ok {
+		if flt.match(r) {
 			kept = append(kept, r)
 		}
 	}
@@ -177,6 +174,7 @@ func imageRows(ctx context.Context, store *image.Store, imgs []*image.Image, noT
 			Containers:   "N/A",
 			created:      created,
 			img:          img,
+			cfg:          cfg,
 		}
 		digestFor := func(repo string) string {
 			for _, rd := range img.RepoDigests {
@@ -256,13 +254,12 @@ func displayID(id string, noTrunc bool) string {
 
 // imageFilters is a parsed set of --filter arguments.
 type imageFilters struct {
-	dangling  *bool
-	refs      []string
-	labels    []string
-	before    *time.Time
-	since     *time.Time
-	until     *time.Time
-	hasLabels bool
+	dangling *bool
+	refs     []string
+	labels   []string
+	before   *time.Time
+	since    *time.Time
+	until    *time.Time
 }
 
 func parseImageFilters(ctx context.Context, store *image.Store, args []string) (*imageFilters, error) {
@@ -291,7 +288,6 @@ func parseImageFilters(ctx context.Context, store *image.Store, args []string) (
 			f.refs = append(f.refs, v)
 		case "label":
 			f.labels = append(f.labels, v)
-			f.hasLabels = true
 		case "before", "since":
 			img, err := store.Get(ctx, v)
 			if err != nil {
@@ -323,9 +319,9 @@ func parseImageFilters(ctx context.Context, store *image.Store, args []string) (
 	return f, nil
 }
 
-func (f *imageFilters) match(ctx context.Context, store *image.Store, r imageRow) (bool, error) {
+func (f *imageFilters) match(r imageRow) bool {
 	if f.dangling != nil && r.img.Dangling() != *f.dangling {
-		return false, nil
+		return false
 	}
 	if len(f.refs) > 0 {
 		ok := false
@@ -335,27 +331,21 @@ func (f *imageFilters) match(ctx context.Context, store *image.Store, r imageRow
 			}
 		}
 		if !ok {
-			return false, nil
+			return false
 		}
 	}
 	if f.before != nil && !r.created.Before(*f.before) || f.since != nil && !r.created.After(*f.since) ||
 		f.until != nil && !r.created.Before(*f.until) {
-		return false, nil
+		return false
 	}
-	if f.hasLabels {
-		cfg, err := store.Config(ctx, r.img)
-		if err != nil {
-			return false, err
-		}
-		for _, l := range f.labels {
-			k, v, hasV := strings.Cut(l, "=")
-			got, ok := cfg.Config.Labels[k]
-			if !ok || hasV && got != v {
-				return false, nil
-			}
+	for _, l := range f.labels {
+		k, v, hasV := strings.Cut(l, "=")
+		got, ok := r.cfg.Config.Labels[k]
+		if !ok || hasV && got != v {
+			return false
 		}
 	}
-	return true, nil
+	return true
 }
 
 // refMatch matches a reference filter pattern as docker does: against

@@ -40,7 +40,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
@@ -255,10 +254,7 @@ func TestImageRegistry(t *testing.T) {
 func testRegistryAuth(t *testing.T, ctx context.Context) {
 	// distribution's htpasswd needs bcrypt. golang.org/x/crypto is not in
 	// go.mod, so the file comes from apache2-utils' htpasswd.
-	htpasswd, err := exec.LookPath("htpasswd")
-	if err != nil {
-		t.Skip("registry authentication not tested: it needs htpasswd (apt-get install apache2-utils) to write a bcrypt password file")
-	}
+	htpasswd := lookBinary(t, "apache2-utils", "htpasswd")
 	const user, password = "berth-interop", "pw-9c2d1f"
 	dir := tempDir(t, "auth")
 	r := runCmd(ctx, cmdTimeout, nil, htpasswd, "-Bbn", user, password)
