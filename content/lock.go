@@ -10,20 +10,11 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-engine/berth/internal/lockfile"
 )
 
 const lockFileName = "lock"
-
-// flock applies how (LOCK_EX, LOCK_UN, optionally |LOCK_NB) to f, retrying
-// when a signal (the Go runtime's preemption signal among them) interrupts it.
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
 
 // tryLockDir tries once to take the exclusive lock of the ingest directory
 // dir. It returns the locked lock file, or nil if another holder has it.
@@ -51,12 +42,13 @@ func tryLockDir(dir string, create bool) (*os.File, error) {
 			}
 			return nil, err
 		}
-		if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		ok, err := lockfile.TryFlock(int(f.Fd()), unix.LOCK_EX)
+		if err != nil || !ok {
 			f.Close()
-			if err == unix.EWOULDBLOCK {
-				return nil, nil
+			if err != nil {
+				return nil, fmt.Errorf("flock %s: %w", path, err)
 			}
-			return nil, fmt.Errorf("flock %s: %w", path, err)
+			return nil, nil
 		}
 		held, err := f.Stat()
 		if err != nil {
@@ -111,13 +103,5 @@ func lockDir(ctx context.Context, dir string, create bool, stop func() bool) (*o
 // lockStripe takes the blocking exclusive lock at path (a lock file that is
 // never removed). Holders keep it for a few file operations only.
 func lockStripe(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := flock(f, unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("flock %s: %w", path, err)
-	}
-	return f, nil
+	return lockfile.Lock(context.Background(), path, true)
 }

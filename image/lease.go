@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berth-engine/berth/internal/atomicfile"
+	"github.com/berth-engine/berth/internal/lockfile"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -171,31 +172,9 @@ func removeIfUnlocked(path string) {
 
 // gcLock takes <root>/gc.lock, shared or exclusive, waiting for ctx.
 func (s *Store) gcLock(ctx context.Context, exclusive bool) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.root, "gc.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := lockfile.Lock(ctx, filepath.Join(s.root, "gc.lock"), exclusive)
 	if err != nil {
 		return nil, fmt.Errorf("gc lock: %w", err)
 	}
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
-	for delay := time.Millisecond; ; {
-		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("gc lock: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("gc lock: %w", ctx.Err())
-		case <-time.After(delay):
-		}
-		if delay < 50*time.Millisecond {
-			delay *= 2
-		}
-	}
+	return func() { f.Close() }, nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/moby/sys/mountinfo"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-engine/berth/internal/lockfile"
 )
 
 // Cleanup removes what crashed operations left behind: snapshot
@@ -80,7 +82,7 @@ func (s *Snapshotter) sweep(used map[string]bool) ([]trashEntry, error) {
 			continue
 		}
 		path := s.path(snapshotsDir, e.Name())
-		lock, err := tryLockDir(path)
+		lock, err := lockfile.TryLockDir(path, true)
 		if errors.Is(err, unix.ENOTDIR) { // nothing creates files here
 			errs = append(errs, os.Remove(path))
 			continue
@@ -138,7 +140,7 @@ func (s *Snapshotter) emptyTrash(ctx context.Context, held []trashEntry) error {
 			return errors.Join(append(errs, err)...)
 		}
 		path := s.path(trashDir, e.Name())
-		lock, err := tryLockDir(path)
+		lock, err := lockfile.TryLockDir(path, true)
 		if errors.Is(err, unix.ENOTDIR) {
 			errs = append(errs, os.Remove(path))
 			continue

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/berth-engine/berth/internal/lockfile"
 )
 
 // Metadata layout in metadata.db:
@@ -66,7 +68,7 @@ func (r record) info(key string) Info {
 // exclusively (read-write database) or shared (read-only database) for the
 // duration. fn must be short: every other operation on the root waits.
 func (s *Snapshotter) withDB(ctx context.Context, exclusive bool, fn func(*bolt.DB) error) (err error) {
-	lock, err := lockFile(ctx, s.path(lockFileName), exclusive)
+	lock, err := lockfile.Lock(ctx, s.path(lockFileName), exclusive)
 	if err != nil {
 		return err
 	}

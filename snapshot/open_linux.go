@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-engine/berth/internal/atomicfile"
 	"github.com/berth-engine/berth/internal/failpoint"
+	"github.com/berth-engine/berth/internal/lockfile"
 )
 
 // Drivers.
@@ -93,7 +94,7 @@ func Open(root string, opts Options) (*Snapshotter, error) {
 	s := &Snapshotter{root: abs}
 
 	ctx := context.Background()
-	lock, err := lockFile(ctx, s.path(lockFileName), true)
+	lock, err := lockfile.Lock(ctx, s.path(lockFileName), true)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: open %s: %w", root, err)
 	}

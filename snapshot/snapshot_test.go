@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-engine/berth/internal/lockfile"
 )
 
 func TestOpenDriver(t *testing.T) {
@@ -600,7 +602,7 @@ func TestCleanup(t *testing.T) {
 	if err := os.Mkdir(busy, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	lock, err := tryLockDir(busy)
+	lock, err := lockfile.TryLockDir(busy, true)
 	if err != nil || lock == nil {
 		t.Fatal(lock, err)
 	}

@@ -16,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-engine/berth/internal/lockfile"
 	"github.com/berth-engine/berth/snapshot/archive"
 )
 
@@ -96,7 +97,7 @@ func (s *Snapshotter) createSnapshot(ctx context.Context, kind Kind, key, parent
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
-		lock, err = tryLockDir(dir)
+		lock, err = lockfile.TryLockDir(dir, true)
 		if err == nil && lock == nil {
 			err = fmt.Errorf("new directory %s is locked by someone else", dir)
 		}
@@ -114,8 +115,8 @@ func (s *Snapshotter) createSnapshot(ctx context.Context, kind Kind, key, parent
 	}()
 
 	if parent != "" {
-		plock, err := lockDir(ctx, s.dir(parentID), unix.LOCK_SH)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errDirGone) {
+		plock, err := lockfile.LockDir(ctx, s.dir(parentID), false)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, lockfile.ErrGone) {
 			return nil, fmt.Errorf("parent: %w: %q was removed", ErrNotFound, parent)
 		}
 		if err != nil {
@@ -276,7 +277,7 @@ func (s *Snapshotter) commit(ctx context.Context, name, key string, parent *stri
 		return err
 	}
 	// Wait for an ApplyLayer in progress.
-	lock, err := s.lockSnapshot(ctx, key, r.ID, unix.LOCK_EX)
+	lock, err := s.lockSnapshot(ctx, key, r.ID)
 	if err != nil {
 		return err
 	}
@@ -363,7 +364,7 @@ func (s *Snapshotter) remove(ctx context.Context, key string) error {
 	dir := s.dir(r.ID)
 	// Wait for an ApplyLayer or Commit in progress; the lock also keeps
 	// Cleanup from deleting the directory twice.
-	lock, err := s.lockSnapshot(ctx, key, r.ID, unix.LOCK_EX)
+	lock, err := s.lockSnapshot(ctx, key, r.ID)
 	if errors.Is(err, fs.ErrNotExist) {
 		lock = nil // the directory vanished: remove the record alone
 	} else if err != nil {
@@ -409,12 +410,12 @@ func (s *Snapshotter) remove(ctx context.Context, key string) error {
 	return nil
 }
 
-// lockSnapshot locks the directory of snapshot key, whose ID was id when
-// the caller read it. It fails with ErrNotFound if the snapshot was removed
+// lockSnapshot locks the directory of snapshot key exclusively; its ID was
+// id when the caller read it. It fails with ErrNotFound if the snapshot was removed
 // while it waited, and with fs.ErrNotExist if the directory is missing.
-func (s *Snapshotter) lockSnapshot(ctx context.Context, key string, id uint64, how int) (*os.File, error) {
-	lock, err := lockDir(ctx, s.dir(id), how)
-	if errors.Is(err, errDirGone) {
+func (s *Snapshotter) lockSnapshot(ctx context.Context, key string, id uint64) (*os.File, error) {
+	lock, err := lockfile.LockDir(ctx, s.dir(id), true)
+	if errors.Is(err, lockfile.ErrGone) {
 		return nil, fmt.Errorf("%w: %q was removed", ErrNotFound, key)
 	}
 	if err != nil {
@@ -567,7 +568,7 @@ func (s *Snapshotter) applyLayer(ctx context.Context, key string, r io.Reader) (
 	if rec.kind() != KindActive {
 		return 0, fmt.Errorf("%w: %q is %s, not active", ErrInvalid, key, rec.kind())
 	}
-	lock, err := s.lockSnapshot(ctx, key, rec.ID, unix.LOCK_EX)
+	lock, err := s.lockSnapshot(ctx, key, rec.ID)
 	if err != nil {
 		return 0, err
 	}
